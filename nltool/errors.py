@@ -1,0 +1,23 @@
+"""Errors that nltool reports to users: each message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class NltoolError(Exception):
+    """Base class of every error the CLI prints as a one-line message instead of a traceback."""
+
+
+class ModelConfigError(NltoolError, ValueError):
+    """An unknown architecture, pairwise function or encoder-weights option."""
+
+
+class CheckpointError(NltoolError):
+    """A checkpoint file that is missing, unreadable or does not fit the requested model."""
+
+
+class EncoderWeightsError(NltoolError):
+    """Encoder weights that cannot be obtained or do not fit a ResNet34."""
+
+
+class InputShapeError(NltoolError, ValueError):
+    """A tensor that the model cannot take (channels, rank, or sides not multiples of 32)."""
