@@ -1,0 +1,1 @@
+"""Export stage: ONNX, INT8 quantization, TensorRT engines and parity reports (issue #5)."""

@@ -1,0 +1,101 @@
+"""The nltool command line: help covers DESIGN's CLI, info prints metadata, errors are one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import random_state_dict
+from nltool.cli import app
+from nltool.models import build_model, save_checkpoint
+
+runner = CliRunner()
+DESIGN_COMMANDS = ["data", "train", "evaluate", "predict", "export", "package", "client", "demo", "info"]
+
+
+def _run_script(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script, as a user would."""
+    return subprocess.run(["nltool", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_command_of_the_design() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in DESIGN_COMMANDS:
+        assert f" {command} " in result.output, command
+    synth = runner.invoke(app, ["data", "--help"])
+    assert "synth" in synth.output
+
+
+@pytest.mark.parametrize("args", [["train", "--data", "x", "--out", "y"], ["data", "synth", "--out", "d"],
+                                  ["predict", "--model", "m.onnx", "a.png", "--out", "o"], ["export"],
+                                  ["package"], ["client", "img.png"], ["evaluate"]])
+def test_commands_of_pending_stages_refuse_to_run(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "is not in this build of nltool yet (issue #" in result.output
+
+
+def test_version() -> None:
+    from nltool import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"nltool {__version__}"
+
+
+def test_info_prints_metadata_and_parameter_count(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "best.pt", build_model("nl4-linknet"), epoch=3, best_metric=0.5,
+                           metric_name="val_iou", training_config={"crop": 256})
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "nl4-linknet" in out and "embedded_gaussian" in out
+    assert "21,789,121 (21.789M; paper Table II: 21.789M)" in out
+    assert "rgb / 255 * 3.2 - 1.6 (paper)" in out
+    assert "0.5 (val_iou)" in out and '{"crop": 256}' in out
+
+
+def test_info_json_for_an_authors_th(authors_keys, tmp_path: Path) -> None:
+    torch.save(random_state_dict(authors_keys["dlinknet"]), tmp_path / "dlink.th")
+    result = runner.invoke(app, ["info", str(tmp_path / "dlink.th"), "--arch", "dlinknet", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["format"] == "authors" and summary["arch"] == "dlinknet"
+    assert summary["parameters"] == 31_096_129 and summary["pairwise"] is None
+
+
+def test_info_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\x00" * 100)
+    result = _run_script("info", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot read checkpoint") and "broken.pt" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_info_rejects_an_unknown_arch_with_the_choices(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["info", str(tmp_path / "x.th"), "--arch", "unet"])
+    assert result.exit_code == 2
+    assert "nl34-linknet" in result.output
+
+
+def test_every_command_help_describes_each_option() -> None:
+    for args in (["info", "--help"], ["demo", "--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0
+        assert "--help" in result.output
+    info_help = runner.invoke(app, ["info", "--help"]).output
+    for option in ("--arch", "--pairwise", "--json"):
+        assert option in info_help
+
+
+def test_module_entry_point_matches_console_script() -> None:
+    result = subprocess.run([sys.executable, "-c", "from nltool.cli import main; main()", "--version"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("nltool ")
