@@ -21,3 +21,19 @@ class EncoderWeightsError(NltoolError):
 
 class InputShapeError(NltoolError, ValueError):
     """A tensor that the model cannot take (channels, rank, or sides not multiples of 32)."""
+
+
+class InferenceConfigError(NltoolError, ValueError):
+    """An inference setting out of range (tile, overlap, TTA mode, scales, threshold, batch size)."""
+
+
+class BackendError(NltoolError):
+    """An artifact no backend can run, or a runtime (onnxruntime, TensorRT, CUDA) that is missing."""
+
+
+class ImageError(NltoolError):
+    """An input image that cannot be read or used: unreadable bytes, a pixel format, an absurd size."""
+
+
+class OutputExistsError(NltoolError):
+    """An output file that is already there; nltool overwrites only when asked (--force)."""

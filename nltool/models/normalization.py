@@ -26,11 +26,16 @@ class Normalization:
         """The NL-LinkNet / D-LinkNet authors' ``rgb / 255 * 3.2 - 1.6``."""
         return cls(mean=(0.5, 0.5, 0.5), std=(0.3125, 0.3125, 0.3125))
 
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scale, shift)``, each 1×3×1×1 float32, with ``normalized = rgb * scale + shift``."""
+        mean = torch.tensor(self.mean, dtype=torch.float64).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float64).view(1, 3, 1, 1)
+        return (1.0 / (255.0 * std)).float(), (-mean / std).float()
+
     def apply(self, rgb: torch.Tensor) -> torch.Tensor:
         """Normalize an N×3×H×W float tensor of RGB values in 0-255."""
-        mean = torch.tensor(self.mean, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-        return (rgb / 255.0 - mean) / std
+        scale, shift = self.affine()
+        return rgb * scale.to(rgb) + shift.to(rgb)
 
     def describe(self) -> str:
         """A one-line human description, e.g. for ``nltool info``."""

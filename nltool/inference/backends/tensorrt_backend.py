@@ -1,0 +1,106 @@
+"""TensorRT backend: a serialized engine (``.plan``) on a CUDA GPU, via TensorRT 10/11's tensor-name API.
+
+Written from NVIDIA's documentation (Runtime -> deserialize_cuda_engine -> IExecutionContext;
+per call ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3`` on a non-default
+stream). No removed calls: no binding indices, no ``execute_v2``. Importing this module never
+imports TensorRT; constructing the backend does, and fails with a message saying what is missing.
+This path cannot run on the project's CPU-only CI and is untested there.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from nltool.devices import resolve_device
+from nltool.errors import BackendError
+from nltool.inference.backends.base import Backend
+from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAME
+
+INSTALL_HINT = "install TensorRT on a CUDA host: pip install 'nltool[trt]'"
+
+
+def import_tensorrt() -> ModuleType:
+    """Import the ``tensorrt`` Python package, or explain why it cannot be used here."""
+    try:
+        import tensorrt
+    except (ImportError, OSError) as exc:  # OSError: bindings present but libnvinfer missing
+        raise BackendError(f"TensorRT is not usable here ({exc}); {INSTALL_HINT}") from exc
+    return tensorrt
+
+
+def require_cuda() -> None:
+    """TensorRT needs a visible CUDA GPU; fail at once, before any TensorRT call, when there is none."""
+    if not torch.cuda.is_available():
+        raise BackendError("TensorRT needs a CUDA GPU and none is visible on this machine")
+
+
+class TensorRTBackend(Backend):
+    """One engine, one execution context and one CUDA stream; calls are serialised by a lock."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "cuda") -> None:
+        require_cuda()
+        trt = import_tensorrt()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise BackendError(f"TensorRT engine not found: {self.path}")
+        self.device = resolve_device(device)
+        if self.device.type != "cuda":
+            raise BackendError(f"TensorRT engines run on CUDA devices, not {self.device}")
+        torch.cuda.set_device(self.device)  # the CUDA context exists before TensorRT's runtime
+        self._trt = trt
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise BackendError(
+                f"TensorRT {trt.__version__} cannot load {self.path}: engines are tied to the TensorRT "
+                "version and GPU they were built with; rebuild it here with `nltool export --trt`"
+            )
+        names = {self.engine.get_tensor_name(i): self.engine.get_tensor_mode(self.engine.get_tensor_name(i))
+                 for i in range(self.engine.num_io_tensors)}
+        if names.get(INPUT_NAME) != trt.TensorIOMode.INPUT or names.get(OUTPUT_NAME) != trt.TensorIOMode.OUTPUT:
+            raise BackendError(f"{self.path} is not an nltool engine: I/O tensors are {sorted(names)}")
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream(device=self.device)
+        self._lock = threading.Lock()
+
+    def _torch_dtype(self, name: str) -> torch.dtype:
+        dtypes = {self._trt.DataType.FLOAT: torch.float32, self._trt.DataType.HALF: torch.float16}
+        trt_dtype = self.engine.get_tensor_dtype(name)
+        if trt_dtype not in dtypes:
+            raise BackendError(f"engine tensor {name!r} has unsupported dtype {trt_dtype}")
+        return dtypes[trt_dtype]
+
+    def profile(self) -> list[tuple[int, ...]]:
+        """The input's optimization profile: [min, opt, max] shapes."""
+        return [tuple(shape) for shape in self.engine.get_tensor_profile_shape(INPUT_NAME, 0)]
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        with self._lock, torch.cuda.device(self.device), torch.cuda.stream(self.stream):
+            image = batch.to(self.device, self._torch_dtype(INPUT_NAME)).contiguous()
+            if not self.context.set_input_shape(INPUT_NAME, tuple(image.shape)):
+                raise BackendError(
+                    f"input shape {tuple(image.shape)} is outside the engine's optimization profile "
+                    f"(min, opt, max) = {self.profile()}; use a tile size and batch size inside it"
+                )
+            prob = torch.empty(tuple(self.context.get_tensor_shape(OUTPUT_NAME)),
+                               dtype=self._torch_dtype(OUTPUT_NAME), device=self.device)
+            self.context.set_tensor_address(INPUT_NAME, image.data_ptr())
+            self.context.set_tensor_address(OUTPUT_NAME, prob.data_ptr())
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise BackendError("TensorRT execution failed; see the TensorRT log above")
+            self.stream.synchronize()
+        return prob.float().cpu()
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "artifact": str(self.path), "device": str(self.device),
+                "tensorrt": self._trt.__version__, "gpu": torch.cuda.get_device_name(self.device),
+                "profile": self.profile()}

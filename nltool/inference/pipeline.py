@@ -1,0 +1,166 @@
+"""The inference pipeline shared by ``predict``, ``evaluate`` and the TorchServe handler.
+
+image -> strips of tiles -> batches -> TTA -> backend -> inverse TTA -> average -> blend -> crop
+-> probability -> threshold. Images are processed one horizontal strip of tiles at a time and
+finished rows are handed to a sink at once, so a scene larger than memory streams through with
+memory bounded by one strip (tile height × image width).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from nltool.errors import ImageError
+from nltool.inference.backends.base import Backend
+from nltool.inference.config import PipelineConfig
+from nltool.inference.tiling import TileGrid
+from nltool.inference.tta import predict_with_tta
+from nltool.models.linknet import SIZE_MULTIPLE
+
+
+class RasterSource(Protocol):
+    """An RGB image readable by rows: ``read_rows(y0, y1)`` -> (rows×W×3 uint8, rows×W valid mask or None)."""
+
+    height: int
+    width: int
+
+    def read_rows(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+class ProbabilitySink(Protocol):
+    """Receives finished rows of the probability map, top to bottom, each row exactly once."""
+
+    def write_rows(self, y0: int, prob: np.ndarray) -> None: ...
+
+
+@dataclass
+class ArraySource:
+    """An in-memory H×W×3 uint8 image (with an optional H×W valid mask) as a :class:`RasterSource`."""
+
+    rgb: np.ndarray
+    valid: np.ndarray | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    def read_rows(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.rgb[y0:y1], None if self.valid is None else self.valid[y0:y1]
+
+
+class ArraySink:
+    """Collects the whole probability map in memory (H×W float32)."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.prob = np.zeros((height, width), dtype=np.float32)
+
+    def write_rows(self, y0: int, prob: np.ndarray) -> None:
+        self.prob[y0:y0 + prob.shape[0]] = prob
+
+
+def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """Road where probability > threshold: uint8 255 (road) / 0 (background), DeepGlobe's encoding."""
+    return np.where(prob > threshold, np.uint8(255), np.uint8(0))
+
+
+def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
+    """Probability 0-1 as uint8 0-255 (rounded), the ``prob`` output format."""
+    return np.rint(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _pad_strip(strip: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Reflect-pad a rows×W×3 strip at the bottom/right to height×width (images smaller than a tile)."""
+    pad_h, pad_w = height - strip.shape[0], width - strip.shape[1]
+    if pad_h == 0 and pad_w == 0:
+        return strip
+    mode = "reflect" if min(strip.shape[:2]) > 1 else "edge"
+    return np.pad(strip, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+
+
+class InferencePipeline:
+    """A backend plus a :class:`PipelineConfig`: turns any image into a probability map or a mask."""
+
+    def __init__(self, backend: Backend, config: PipelineConfig | None = None) -> None:
+        self.backend = backend
+        self.config = config or PipelineConfig()
+
+    def check_size(self, height: int, width: int) -> None:
+        """Refuse images too small to segment or larger than ``config.max_pixels``."""
+        if min(height, width) < SIZE_MULTIPLE:
+            raise ImageError(
+                f"image is {width}×{height} pixels; nltool needs at least {SIZE_MULTIPLE}×{SIZE_MULTIPLE}"
+            )
+        if height * width > self.config.max_pixels:
+            raise ImageError(
+                f"image is {width}×{height} = {height * width / 1e6:.1f} megapixels, above the limit of "
+                f"{self.config.max_pixels / 1e6:.1f} megapixels; raise --max-pixels if this is intended"
+            )
+
+    def num_tiles(self, height: int, width: int) -> int:
+        """How many tiles an image of this size takes (for progress bars)."""
+        return TileGrid(height, width, self.config.tile, self.config.overlap).num_tiles
+
+    def predict_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
+        """N×3×h×w RGB 0-255 tiles -> N×h×w probabilities, averaged over the configured TTA."""
+        cfg = self.config
+        return predict_with_tta(tiles, self.backend.run, cfg.tta, cfg.scales)[:, 0]
+
+    def run(self, source: RasterSource, sink: ProbabilitySink,
+            progress: Callable[[int], None] | None = None) -> None:
+        """Stream ``source`` through the model into ``sink`` (rows top to bottom; nodata -> 0)."""
+        height, width = source.height, source.width
+        self.check_size(height, width)
+        grid = TileGrid(height, width, self.config.tile, self.config.overlap)
+        tile_h, tile_w = grid.rows.tile_length, grid.cols.tile_length
+        padded_w = grid.cols.padded_length
+        acc = np.zeros((tile_h, padded_w), dtype=np.float32)
+        weight = np.zeros_like(acc)
+        row_starts = grid.rows.starts
+        for r, y in enumerate(row_starts):
+            rgb, valid = source.read_rows(y, min(y + tile_h, height))
+            strip = _pad_strip(np.asarray(rgb), tile_h, padded_w)
+            num_cols, batch_size = len(grid.cols.starts), self.config.batch_size
+            for first in range(0, num_cols, batch_size):
+                batch = range(first, min(first + batch_size, num_cols))
+                xs = [grid.cols.starts[c] for c in batch]
+                tiles = np.stack([strip[:, x:x + tile_w] for x in xs])
+                tensor = torch.from_numpy(tiles).permute(0, 3, 1, 2).float()
+                probs = self.predict_tiles(tensor).numpy()
+                for c, x, prob in zip(batch, xs, probs):
+                    w = grid.tile_weights(r, c)
+                    acc[:, x:x + tile_w] += prob * w
+                    weight[:, x:x + tile_w] += w
+                if progress:
+                    progress(len(batch))
+            last = r == len(row_starts) - 1
+            done = min(tile_h, height - y) if last else row_starts[r + 1] - y
+            out = acc[:done, :width] / weight[:done, :width]
+            if valid is not None:
+                out = np.where(valid[:done], out, np.float32(0.0))
+            sink.write_rows(y, out)
+            if not last:  # keep the rows the next strip still overlaps, shifted to the top
+                acc[: tile_h - done] = acc[done:]
+                weight[: tile_h - done] = weight[done:]
+                acc[tile_h - done:] = 0.0
+                weight[tile_h - done:] = 0.0
+
+    def predict_proba(self, rgb: np.ndarray, valid: np.ndarray | None = None,
+                      progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """H×W×3 uint8 RGB in memory -> H×W float32 road probability."""
+        source = ArraySource(rgb, valid)
+        sink = ArraySink(source.height, source.width)
+        self.run(source, sink, progress)
+        return sink.prob
+
+    def predict_mask(self, rgb: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """H×W×3 uint8 RGB in memory -> H×W uint8 mask (255 road, 0 background)."""
+        return threshold_mask(self.predict_proba(rgb, valid), self.config.threshold)
