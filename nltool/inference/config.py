@@ -6,12 +6,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from nltool.errors import InferenceConfigError
+from nltool.imagery import DEFAULT_MAX_PIXELS
 from nltool.models.linknet import SIZE_MULTIPLE
 
 TTAMode = Literal["none", "flip", "d4"]
 TTA_MODES: tuple[str, ...] = get_args(TTAMode)
-DEFAULT_MAX_PIXELS = 500_000_000
-"""Largest accepted image (about 22 000 × 22 000); raise it for bigger GeoTIFFs, which stream."""
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from nltool.errors import ImageError
+from nltool.imagery import check_image_size, threshold_mask
 from nltool.inference.backends.base import Backend
 from nltool.inference.config import PipelineConfig
 from nltool.inference.tiling import TileGrid
 from nltool.inference.tta import predict_with_tta
-from nltool.models.linknet import SIZE_MULTIPLE
 
 
 class RasterSource(Protocol):
@@ -33,9 +32,9 @@ class RasterSource(Protocol):
 
 
 class ProbabilitySink(Protocol):
-    """Receives finished rows of the probability map, top to bottom, each row exactly once."""
+    """Receives finished rows of the probability map (nodata already 0) and their valid mask."""
 
-    def write_rows(self, y0: int, prob: np.ndarray) -> None: ...
+    def write_rows(self, y0: int, prob: np.ndarray, valid: np.ndarray | None) -> None: ...
 
 
 @dataclass
@@ -63,18 +62,8 @@ class ArraySink:
     def __init__(self, height: int, width: int) -> None:
         self.prob = np.zeros((height, width), dtype=np.float32)
 
-    def write_rows(self, y0: int, prob: np.ndarray) -> None:
+    def write_rows(self, y0: int, prob: np.ndarray, valid: np.ndarray | None) -> None:
         self.prob[y0:y0 + prob.shape[0]] = prob
-
-
-def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
-    """Road where probability > threshold: uint8 255 (road) / 0 (background), DeepGlobe's encoding."""
-    return np.where(prob > threshold, np.uint8(255), np.uint8(0))
-
-
-def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
-    """Probability 0-1 as uint8 0-255 (rounded), the ``prob`` output format."""
-    return np.rint(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _pad_strip(strip: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -93,18 +82,6 @@ class InferencePipeline:
         self.backend = backend
         self.config = config or PipelineConfig()
 
-    def check_size(self, height: int, width: int) -> None:
-        """Refuse images too small to segment or larger than ``config.max_pixels``."""
-        if min(height, width) < SIZE_MULTIPLE:
-            raise ImageError(
-                f"image is {width}×{height} pixels; nltool needs at least {SIZE_MULTIPLE}×{SIZE_MULTIPLE}"
-            )
-        if height * width > self.config.max_pixels:
-            raise ImageError(
-                f"image is {width}×{height} = {height * width / 1e6:.1f} megapixels, above the limit of "
-                f"{self.config.max_pixels / 1e6:.1f} megapixels; raise --max-pixels if this is intended"
-            )
-
     def num_tiles(self, height: int, width: int) -> int:
         """How many tiles an image of this size takes (for progress bars)."""
         return TileGrid(height, width, self.config.tile, self.config.overlap).num_tiles
@@ -118,7 +95,7 @@ class InferencePipeline:
             progress: Callable[[int], None] | None = None) -> None:
         """Stream ``source`` through the model into ``sink`` (rows top to bottom; nodata -> 0)."""
         height, width = source.height, source.width
-        self.check_size(height, width)
+        check_image_size(width, height, self.config.max_pixels)
         grid = TileGrid(height, width, self.config.tile, self.config.overlap)
         tile_h, tile_w = grid.rows.tile_length, grid.cols.tile_length
         padded_w = grid.cols.padded_length
@@ -144,9 +121,10 @@ class InferencePipeline:
             last = r == len(row_starts) - 1
             done = min(tile_h, height - y) if last else row_starts[r + 1] - y
             out = acc[:done, :width] / weight[:done, :width]
-            if valid is not None:
-                out = np.where(valid[:done], out, np.float32(0.0))
-            sink.write_rows(y, out)
+            done_valid = None if valid is None else valid[:done]
+            if done_valid is not None:
+                out = np.where(done_valid, out, np.float32(0.0))
+            sink.write_rows(y, out, done_valid)
             if not last:  # keep the rows the next strip still overlaps, shifted to the top
                 acc[: tile_h - done] = acc[done:]
                 weight[: tile_h - done] = weight[done:]

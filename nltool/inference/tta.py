@@ -42,9 +42,9 @@ TRANSFORMS: dict[str, tuple[D4Transform, ...]] = {
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    """``scale`` times the size, each side rounded to the nearest multiple of 32 (at least 32)."""
+    """``scale`` times the size, each side rounded to the nearest multiple of 32 (ties up; at least 32)."""
     def side(n: int) -> int:
-        return max(SIZE_MULTIPLE, round(n * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+        return max(SIZE_MULTIPLE, int(n * scale / SIZE_MULTIPLE + 0.5) * SIZE_MULTIPLE)
 
     return side(height), side(width)
 

@@ -1,0 +1,385 @@
+"""Reading satellite images and writing masks.
+
+Inputs are recognised by their bytes, not their names: PNG and JPEG go through Pillow; TIFF and
+GeoTIFF through rasterio (the ``[geo]`` extra), read window by window so big scenes stream.
+
+What the model gets is 8-bit RGB. The rules for everything else:
+
+- RGBA / palette with transparency: alpha is dropped; alpha 0 marks nodata (never road).
+- Grayscale (1 band, L/LA/I;16/F modes) is refused: the models were trained on RGB and a grey
+  band repeated three times is not what they saw. Convert the image to RGB first if you must.
+- 16-bit (or any non-8-bit) bands are stretched per band: the 2nd-98th percentile of the band's
+  valid pixels (measured on a decimated read of the whole raster, at most ~1024 px a side) maps
+  linearly to 0-255, clipped. This needs rasterio; Pillow alone refuses 16-bit RGB PNGs.
+- Rasters with other band counts take ``bands`` (1-based, as rasterio counts), defaulting to the
+  bands whose colour interpretation is red, green, blue, or to bands 1-3 of a 3-band raster.
+- GeoTIFF nodata (nodata value, alpha band or internal mask) is carried through: those pixels are
+  never road, and GeoTIFF outputs keep the input's CRS, transform and mask.
+- Pillow's decompression-bomb guard stays on, with its limit set to the configured max pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from nltool.errors import ImageError
+from nltool.models.linknet import SIZE_MULTIPLE
+
+OutputFormat = Literal["png", "tif", "prob"]
+OUTPUT_FORMATS: tuple[str, ...] = ("png", "tif", "prob")
+SUPPORTED = "PNG, JPEG or TIFF/GeoTIFF"
+_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"II+\x00": "TIFF",  # BigTIFF
+    b"MM\x00+": "TIFF",
+}
+_GEOTIFF_TAGS = (33550, 33922, 34264, 34735)  # pixel scale, tiepoint, transformation, geokeys
+_STRETCH_PERCENTILES = (2.0, 98.0)
+_STRETCH_SAMPLE_SIDE = 1024
+DEFAULT_MAX_PIXELS = 500_000_000
+"""Largest accepted image (about 22 000 × 22 000); raise it for bigger GeoTIFFs, which stream."""
+
+
+def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """Road where probability > threshold: uint8 255 (road) / 0 (background), DeepGlobe's encoding."""
+    return np.where(prob > threshold, np.uint8(255), np.uint8(0))
+
+
+def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
+    """Probability 0-1 as uint8 0-255 (rounded), the ``prob`` output format."""
+    return np.rint(np.clip(prob, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def check_image_size(width: int, height: int, max_pixels: int, name: str = "image") -> None:
+    """Refuse images too small to segment or larger than ``max_pixels`` (before decoding them)."""
+    if min(width, height) < SIZE_MULTIPLE:
+        raise ImageError(f"{name} is {width}×{height} pixels; nltool needs at least {SIZE_MULTIPLE}×{SIZE_MULTIPLE}")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{name} is {width}×{height} = {width * height / 1e6:,.1f} megapixels, above the limit of "
+            f"{max_pixels / 1e6:,.1f} megapixels; raise --max-pixels if this is intended"
+        )
+
+
+def rasterio_module() -> ModuleType | None:
+    """rasterio if the ``[geo]`` extra is installed, else None."""
+    try:
+        import rasterio
+    except ImportError:
+        return None
+    return rasterio
+
+
+@dataclass(frozen=True)
+class GeoReference:
+    """Where a raster sits on the earth: what GeoTIFF outputs copy from their input."""
+
+    crs: Any
+    transform: Any
+
+
+class ImageReader:
+    """A decoded or streaming RGB image (a :class:`~nltool.inference.pipeline.RasterSource`)."""
+
+    name: str
+    height: int
+    width: int
+    georef: GeoReference | None = None
+
+    def read_rows(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows ``y0:y1`` as rows×W×3 uint8 RGB, and a rows×W valid mask (None if all valid)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file (no-op for in-memory images)."""
+
+    def __enter__(self) -> ImageReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PillowReader(ImageReader):
+    """PNG / JPEG / plain TIFF decoded whole by Pillow (these formats have no windowed reads)."""
+
+    def __init__(self, image: Image.Image, name: str) -> None:
+        self.name = name
+        self.width, self.height = image.size
+        mode = image.mode
+        if mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            mode = image.mode
+        if mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
+            raise ImageError(f"{name} is a grayscale image (mode {mode}); the model needs RGB. Convert it to RGB first.")
+        if any(";16" in str(getattr(tile, "args", "")) for tile in image.tile):
+            raise ImageError(
+                f"{name} has 16 bits per channel, which Pillow cannot read in full; install rasterio "
+                "(pip install 'nltool[geo]') to read it with the documented 16-bit stretch"
+            )
+        try:
+            if mode == "RGBA":
+                rgba = np.asarray(image)
+                self._rgb, self._valid = np.ascontiguousarray(rgba[..., :3]), rgba[..., 3] > 0
+            elif mode in ("RGB", "CMYK", "YCbCr"):
+                self._rgb, self._valid = np.asarray(image.convert("RGB")), None
+            else:
+                raise ImageError(f"{name} has pixel format {mode}, which nltool cannot use; convert it to 8-bit RGB")
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{name} is truncated or corrupt ({exc})") from exc
+
+    def read_rows(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._rgb[y0:y1], None if self._valid is None else self._valid[y0:y1]
+
+
+class RasterioReader(ImageReader):
+    """TIFF / GeoTIFF through rasterio: three chosen bands read window by window, nodata kept."""
+
+    def __init__(self, dataset: Any, name: str, bands: tuple[int, int, int] | None, max_pixels: int,
+                 memfile: Any = None) -> None:
+        self._ds = dataset
+        self._memfile = memfile
+        self.name = name
+        self.width, self.height = dataset.width, dataset.height
+        check_image_size(self.width, self.height, max_pixels, name)
+        self.bands = self._choose_bands(bands)
+        if dataset.crs is not None or not dataset.transform.is_identity:
+            self.georef = GeoReference(crs=dataset.crs, transform=dataset.transform)
+        self._stretch = None if all(dataset.dtypes[b - 1] == "uint8" for b in self.bands) else self._measure_stretch()
+        self._has_mask = any(any(flag.name != "all_valid" for flag in flags) for flags in dataset.mask_flag_enums)
+
+    def _choose_bands(self, bands: tuple[int, int, int] | None) -> tuple[int, int, int]:
+        count = self._ds.count
+        if bands is not None:
+            if len(bands) != 3 or any(not 1 <= b <= count for b in bands):
+                raise ImageError(f"--bands {','.join(map(str, bands))} does not fit {self.name}, which has bands 1-{count}")
+            return bands
+        interp = [ci.name for ci in self._ds.colorinterp]
+        if all(c in interp for c in ("red", "green", "blue")):
+            return interp.index("red") + 1, interp.index("green") + 1, interp.index("blue") + 1
+        if count == 3:
+            return 1, 2, 3
+        if count == 1 or (count == 2 and "alpha" in interp):
+            raise ImageError(f"{self.name} is a single-band (grayscale) raster; the model needs RGB")
+        raise ImageError(
+            f"{self.name} has {count} bands ({', '.join(interp)}) and no red/green/blue colour interpretation; "
+            "choose the RGB bands with --bands, e.g. --bands 3,2,1 (1-based)"
+        )
+
+    def _measure_stretch(self) -> np.ndarray:
+        """Per-band (low, high) from the 2nd/98th percentiles of a decimated read of valid pixels."""
+        factor = max(1, math.ceil(max(self.width, self.height) / _STRETCH_SAMPLE_SIDE))
+        shape = (3, max(1, self.height // factor), max(1, self.width // factor))
+        data = self._ds.read(self.bands, out_shape=shape, masked=True)
+        limits = np.zeros((3, 2), dtype=np.float64)
+        for i, band in enumerate(data):
+            values = band.compressed() if np.ma.isMaskedArray(band) else np.asarray(band).ravel()
+            if values.size == 0:
+                limits[i] = (0.0, 1.0)
+                continue
+            low, high = np.percentile(values.astype(np.float64), _STRETCH_PERCENTILES)
+            limits[i] = (low, high if high > low else low + 1.0)
+        return limits
+
+    def read_rows(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None]:
+        from rasterio.windows import Window
+
+        window = Window(0, y0, self.width, y1 - y0)
+        try:
+            data = self._ds.read(self.bands, window=window)
+            valid = self._ds.dataset_mask(window=window) > 0 if self._has_mask else None
+        except Exception as exc:  # rasterio raises RasterioIOError / CPLE_* for damaged blocks
+            raise ImageError(f"{self.name} is truncated or corrupt near rows {y0}-{y1} ({exc})") from exc
+        if self._stretch is not None:
+            low, high = self._stretch[:, :1, None], self._stretch[:, 1:, None]
+            data = np.rint(np.clip((data.astype(np.float64) - low) / (high - low), 0.0, 1.0) * 255.0)
+        rgb = np.ascontiguousarray(np.moveaxis(data, 0, -1), dtype=np.uint8)
+        return rgb, valid
+
+    def close(self) -> None:
+        self._ds.close()
+        if self._memfile is not None:
+            self._memfile.close()
+
+
+def _read_header(source: Path | bytes, name: str) -> bytes:
+    if isinstance(source, bytes):
+        head = source[:16]
+    else:
+        if not source.exists():
+            raise ImageError(f"input not found: {source}")
+        if not source.is_file():
+            raise ImageError(f"input is not a file: {source}")
+        with source.open("rb") as f:
+            head = f.read(16)
+    if not head:
+        raise ImageError(f"{name} is empty (0 bytes)")
+    return head
+
+
+def probe_format(source: Path | bytes, name: str | None = None) -> str:
+    """``"PNG"``, ``"JPEG"`` or ``"TIFF"`` from the first bytes; an :class:`ImageError` otherwise.
+
+    Cheap (reads 16 bytes): lets a batch job reject missing, empty or non-image inputs up front.
+    """
+    label = name or (str(source) if isinstance(source, Path) else "request body")
+    return _sniff(_read_header(source, label), label)
+
+
+def _sniff(head: bytes, name: str) -> str:
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    raise ImageError(f"{name} is not a {SUPPORTED} image (it starts with {head[:8]!r})")
+
+
+def _open_pillow(source: Path | bytes, name: str, max_pixels: int) -> Image.Image:
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's bomb guard: errors above twice this, warns above it
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check below is clearer
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name} is too large to decode safely ({exc}); raise --max-pixels if intended") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name} is not a readable {SUPPORTED} image") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name} is truncated or corrupt ({exc})") from exc
+    check_image_size(image.width, image.height, max_pixels, name)
+    return image
+
+
+def _open_rasterio(rasterio: ModuleType, source: Path | bytes, name: str, bands: tuple[int, int, int] | None,
+                   max_pixels: int) -> RasterioReader:
+    memfile = None
+    try:
+        if isinstance(source, bytes):
+            memfile = rasterio.MemoryFile(source)
+            dataset = memfile.open()
+        else:
+            dataset = rasterio.open(source)
+    except Exception as exc:  # RasterioIOError and GDAL's CPLE_* errors
+        if memfile is not None:
+            memfile.close()
+        raise ImageError(f"{name} is not a readable TIFF ({str(exc).strip().splitlines()[0]})") from exc
+    try:
+        return RasterioReader(dataset, name, bands, max_pixels, memfile)
+    except BaseException:
+        dataset.close()
+        if memfile is not None:
+            memfile.close()
+        raise
+
+
+def open_image(
+    source: str | Path | bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    bands: tuple[int, int, int] | None = None,
+    name: str | None = None,
+) -> ImageReader:
+    """Open a file or in-memory bytes as an RGB :class:`ImageReader`, checking format and size first.
+
+    Every problem is an :class:`ImageError` naming the input: missing or empty file, bytes that
+    are not an image, a truncated image, a pixel format nltool cannot use, an absurd size.
+    """
+    if not isinstance(source, bytes):
+        source = Path(source)
+    label = name or (str(source) if isinstance(source, Path) else "request body")
+    kind = probe_format(source, label)
+    rasterio = rasterio_module()
+    if kind == "TIFF" and rasterio is not None:
+        return _open_rasterio(rasterio, source, label, bands, max_pixels)
+    image = _open_pillow(source, label, max_pixels)
+    if kind == "TIFF" and any(tag in image.tag_v2 for tag in _GEOTIFF_TAGS):
+        raise ImageError(f"{label} is a GeoTIFF; install rasterio (pip install 'nltool[geo]') to keep its georeferencing")
+    if kind == "PNG" and rasterio is not None and any(";16" in str(t.args) for t in image.tile):
+        return _open_rasterio(rasterio, source, label, bands, max_pixels)
+    if bands is not None:
+        raise ImageError(f"--bands applies to multi-band rasters read with rasterio, not to {kind} {label}")
+    return PillowReader(image, label)
+
+
+class MaskWriter:
+    """A :class:`~nltool.inference.pipeline.ProbabilitySink` that writes one output file.
+
+    ``png``: mask, 255 road / 0 background. ``prob``: probability as uint8 0-255 PNG. ``tif``: the
+    mask as GeoTIFF with the input's CRS, transform and nodata mask, streamed window by window
+    (needs rasterio), or a plain TIFF for inputs without georeferencing. Write it to a temporary
+    path (see :func:`nltool.fileio.atomic_path`) and call :meth:`close` to finish the file.
+    """
+
+    def __init__(self, path: Path, fmt: OutputFormat, threshold: float, height: int, width: int,
+                 georef: GeoReference | None = None) -> None:
+        if fmt not in OUTPUT_FORMATS:
+            raise ImageError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+        self.path, self.fmt, self.threshold = path, fmt, threshold
+        self.road_pixels = 0
+        self._dataset = None
+        self._buffer: np.ndarray | None = None
+        if fmt == "tif" and georef is not None:
+            self._dataset = self._open_geotiff(path, height, width, georef)
+        else:
+            self._buffer = np.zeros((height, width), dtype=np.uint8)
+
+    @staticmethod
+    def _open_geotiff(path: Path, height: int, width: int, georef: GeoReference) -> Any:
+        rasterio = rasterio_module()
+        if rasterio is None:  # a georeferenced input implies rasterio read it
+            raise ImageError("writing GeoTIFF needs rasterio: pip install 'nltool[geo]'")
+        profile = {"driver": "GTiff", "height": height, "width": width, "count": 1, "dtype": "uint8",
+                   "crs": georef.crs, "transform": georef.transform, "compress": "deflate",
+                   "tiled": height >= 256 and width >= 256, "BIGTIFF": "IF_SAFER"}
+        if profile["tiled"]:
+            profile.update(blockxsize=256, blockysize=256)
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+            return rasterio.open(path, "w", **profile)
+
+    def encode(self, prob: np.ndarray) -> np.ndarray:
+        """The uint8 pixels this format stores for a block of probabilities."""
+        return probability_to_uint8(prob) if self.fmt == "prob" else threshold_mask(prob, self.threshold)
+
+    def write_rows(self, y0: int, prob: np.ndarray, valid: np.ndarray | None) -> None:
+        self.road_pixels += int(np.count_nonzero(prob > self.threshold))
+        pixels = self.encode(prob)
+        if self._buffer is not None:
+            self._buffer[y0:y0 + pixels.shape[0]] = pixels
+            return
+        from rasterio.windows import Window
+
+        window = Window(0, y0, pixels.shape[1], pixels.shape[0])
+        self._dataset.write(pixels, 1, window=window)
+        if valid is not None:
+            self._dataset.write_mask(np.where(valid, np.uint8(255), np.uint8(0)), window=window)
+
+    def discard(self) -> None:
+        """Abandon the output after a failure: release the file without finishing it."""
+        if self._dataset is not None:
+            self._dataset.close()
+        self._buffer = None
+
+    def close(self) -> None:
+        """Finish the file (flush the GeoTIFF, or encode the PNG/TIFF buffer)."""
+        if self._dataset is not None:
+            self._dataset.close()
+        elif self._buffer is not None:
+            fmt = "TIFF" if self.fmt == "tif" else "PNG"
+            options = {"compression": "tiff_deflate"} if fmt == "TIFF" else {"optimize": False}
+            Image.fromarray(self._buffer, mode="L").save(self.path, format=fmt, **options)
+
+
+def output_name(input_path: Path, fmt: OutputFormat) -> str:
+    """``<stem>_mask.png``, ``<stem>_mask.tif`` or ``<stem>_prob.png``."""
+    return f"{input_path.stem}_{'prob' if fmt == 'prob' else 'mask'}.{'tif' if fmt == 'tif' else 'png'}"
