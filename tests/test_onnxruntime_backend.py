@@ -1,0 +1,84 @@
+"""The onnxruntime backend on an exported artifact: parity with PyTorch and clear load errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from nltool.errors import BackendError
+from nltool.inference import InferencePipeline, PipelineConfig, load_backend
+from nltool.inference.backends.torch_backend import TorchBackend
+from nltool.models import build_model, save_checkpoint
+
+pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not installed")
+from export.onnx_export import export_onnx  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A random NL34 model as checkpoint and as ONNX."""
+    torch.manual_seed(0)
+    model = build_model("nl34-linknet").eval()
+    with torch.no_grad():
+        model.decoder.head.conv3.weight.mul_(50)
+        for block in (model.encoder.nonlocal3, model.encoder.nonlocal4):  # make the blocks do something
+            block.W[1].weight.fill_(0.5)
+    folder = tmp_path_factory.mktemp("onnx")
+    return save_checkpoint(folder / "m.pt", model), export_onnx(model, folder / "m.onnx")
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 256, 256), (1, 3, 320, 512), (2, 3, 64, 96)])
+def test_onnxruntime_matches_pytorch(artifacts: tuple[Path, Path], shape: tuple[int, ...]) -> None:
+    checkpoint, onnx_path = artifacts
+    ort_backend, torch_backend = load_backend(onnx_path), load_backend(checkpoint, device="cpu")
+    assert ort_backend.name == "onnxruntime" and isinstance(torch_backend, TorchBackend)
+    batch = torch.rand(*shape, generator=torch.Generator().manual_seed(1)) * 255
+    got, expected = ort_backend.run(batch), torch_backend.run(batch)
+    assert got.shape == (shape[0], 1, *shape[2:]) and got.dtype == torch.float32
+    assert (got - expected).abs().max().item() < 1e-4
+
+
+def test_pipeline_masks_agree_across_backends(artifacts: tuple[Path, Path]) -> None:
+    checkpoint, onnx_path = artifacts
+    rgb = (np.random.default_rng(2).random((150, 230, 3)) * 255).astype(np.uint8)
+    config = PipelineConfig(tile=128, overlap=32, tta="flip")
+    from_torch = InferencePipeline(load_backend(checkpoint, device="cpu"), config).predict_proba(rgb)
+    from_ort = InferencePipeline(load_backend(onnx_path), config).predict_proba(rgb)
+    assert np.abs(from_torch - from_ort).max() < 1e-4
+
+
+def test_artifact_carries_metadata(artifacts: tuple[Path, Path]) -> None:
+    props = {p.key: p.value for p in onnx.load(artifacts[1]).metadata_props}
+    assert props["arch"] == "nl34-linknet" and props["normalization_std"] == "0.3125,0.3125,0.3125"
+    assert load_backend(artifacts[1]).describe()["metadata"]["nltool_version"]
+
+
+def test_unreadable_onnx_is_a_backend_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(BackendError, match="onnxruntime cannot load .*bad.onnx"):
+        load_backend(tmp_path / "bad.onnx")
+
+
+def test_foreign_onnx_is_refused(tmp_path: Path) -> None:
+    torch.onnx.export(torch.nn.Conv2d(3, 1, 1).eval(), (torch.zeros(1, 3, 8, 8),), str(tmp_path / "other.onnx"),
+                      dynamo=True, input_names=["x"], output_names=["y"], verbose=False)
+    with pytest.raises(BackendError, match="not an nltool artifact: expected input 'image'"):
+        load_backend(tmp_path / "other.onnx")
+
+
+def test_unknown_artifact_type(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(b"x")
+    with pytest.raises(BackendError, match="cannot tell which backend runs .*model.bin"):
+        load_backend(tmp_path / "model.bin")
+
+
+def test_tensorrt_backend_fails_at_once_without_gpu(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible; this test covers machines without one")
+    (tmp_path / "m.plan").write_bytes(b"\x00")
+    with pytest.raises(BackendError, match="TensorRT needs a CUDA GPU and none is visible"):
+        load_backend(tmp_path / "m.plan")
