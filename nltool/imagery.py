@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +74,14 @@ def check_image_size(width: int, height: int, max_pixels: int, name: str = "imag
         )
 
 
+GDAL_CACHE_MB = "256"
+"""GDAL's block cache (default 5% of RAM) caps what streaming a huge GeoTIFF keeps in memory;
+a GDAL_CACHEMAX set by the user wins."""
+
+
 def rasterio_module() -> ModuleType | None:
     """rasterio if the ``[geo]`` extra is installed, else None."""
+    os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
     try:
         import rasterio
     except ImportError:

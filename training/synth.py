@@ -139,8 +139,8 @@ def _prepare_folder(out: Path, overwrite: bool) -> None:
         raise SynthConfigError(f"{out} exists and is not a folder: choose another --out")
     if not overwrite and out.is_dir() and any(out.glob("*_sat.jpg")):
         raise SynthConfigError(
-            f"{out} already holds *_sat.jpg images: choose an empty folder, or pass overwrite=True "
-            "(--overwrite) to replace scenes of the same names"
+            f"{out} already holds *_sat.jpg images: choose an empty folder, or pass --force "
+            "to replace scenes of the same names"
         )
     out.mkdir(parents=True, exist_ok=True)
 

@@ -6,6 +6,7 @@ from nltool.models.checkpoint import (
     LoadedCheckpoint,
     checkpoint_summary,
     load_checkpoint,
+    load_training_state,
     save_checkpoint,
 )
 from nltool.models.config import ModelConfig
@@ -34,5 +35,6 @@ __all__ = [
     "count_parameters",
     "list_archs",
     "load_checkpoint",
+    "load_training_state",
     "save_checkpoint",
 ]

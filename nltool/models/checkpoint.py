@@ -102,8 +102,13 @@ def save_checkpoint(
     epoch: int | None = None,
     best_metric: float | None = None,
     metric_name: str | None = None,
+    training_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` and its metadata to ``path`` atomically (temp file, then rename)."""
+    """Write ``model`` and its metadata to ``path`` atomically (temp file, then rename).
+
+    ``training_state`` (optimizer, schedule, RNG, counters: tensors and plain data only) is what
+    ``--resume`` needs; :func:`load_training_state` reads it back, :func:`load_checkpoint` ignores it.
+    """
     path = Path(path)
     metadata = CheckpointMetadata(
         config=model.config,
@@ -118,6 +123,8 @@ def save_checkpoint(
         "metadata": metadata.to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
+    if training_state is not None:
+        payload["training_state"] = training_state
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
@@ -125,6 +132,18 @@ def save_checkpoint(
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from exc
     return path
+
+
+def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``training_state`` saved with a checkpoint, for ``--resume``; an error if it has none."""
+    data = load_torch_file(path)
+    state = data.get("training_state") if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT else None
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path} has no training state to resume from; resume from a run's last.pt "
+            "(a best.pt or an authors' .th holds weights only)"
+        )
+    return state
 
 
 def _arch_hint(state: dict[str, torch.Tensor]) -> str:

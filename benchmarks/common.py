@@ -1,0 +1,55 @@
+"""Helpers shared by the benchmark scripts: a synthetic scene, a model, a timed backend."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nltool.inference.backends.base import Backend
+from nltool.models import NLLinkNet, build_model, load_checkpoint
+from training.synth import render_scene, scene_rng
+
+
+def machine_line() -> str:
+    """One line naming the machine and software, printed above every table."""
+    return (f"# {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+            f"python {platform.python_version()}")
+
+
+def scene(size: int, seed: int = 0) -> np.ndarray:
+    """A synthetic road scene of size×size (uint8 RGB), as the demo and tests use."""
+    rgb, _ = render_scene(size, scene_rng(seed, 0))
+    return rgb
+
+
+def model_from(checkpoint: Path | None, arch: str) -> NLLinkNet:
+    """The checkpoint's model, or a random ``arch`` (timing does not depend on the weights)."""
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint).model
+    torch.manual_seed(0)
+    return build_model(arch).eval()
+
+
+class TimedBackend(Backend):
+    """Wraps a backend and adds up the seconds spent inside it, to separate pipeline overhead."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.seconds = 0.0
+        self.calls = 0
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        started = time.perf_counter()
+        out = self.inner.run(batch)
+        self.seconds += time.perf_counter() - started
+        self.calls += 1
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
