@@ -12,7 +12,7 @@ import torch
 
 from nltool.inference.backends.base import Backend
 from nltool.models import NLLinkNet, build_model, load_checkpoint
-from training.synth import render_scene, scene_rng
+from nltool.synthetic import render_scene, scene_rng
 
 
 def machine_line() -> str:

@@ -48,7 +48,7 @@ def write_scene(path: Path, size: int) -> None:
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
-    from training.synth import render_scene, scene_rng
+    from nltool.synthetic import render_scene, scene_rng
 
     tiles = [render_scene(1024, scene_rng(0, i))[0] for i in range(4)]
     profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8", "tiled": True,

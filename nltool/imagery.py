@@ -388,5 +388,7 @@ class MaskWriter:
 
 
 def output_name(input_path: Path, fmt: OutputFormat) -> str:
-    """``<stem>_mask.png``, ``<stem>_mask.tif`` or ``<stem>_prob.png``."""
-    return f"{input_path.stem}_{'prob' if fmt == 'prob' else 'mask'}.{'tif' if fmt == 'tif' else 'png'}"
+    """``<stem>_mask.png``, ``<stem>_mask.tif`` or ``<stem>_prob.png``; a DeepGlobe ``<id>_sat`` stem
+    becomes ``<id>``, so ``<id>_sat.jpg`` predicts to ``<id>_mask.png`` as in the dataset's layout."""
+    stem = input_path.stem.removesuffix("_sat") or input_path.stem
+    return f"{stem}_{'prob' if fmt == 'prob' else 'mask'}.{'tif' if fmt == 'tif' else 'png'}"

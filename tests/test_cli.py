@@ -17,7 +17,7 @@ from nltool.models import build_model, save_checkpoint
 
 runner = CliRunner()
 DESIGN_COMMANDS = ["data", "train", "evaluate", "predict", "export", "package", "client", "demo", "info"]
-WORKING_COMMANDS = ["info", "demo", "predict"]
+WORKING_COMMANDS = ["info", "demo", "predict", "train", "evaluate", "export"]
 
 
 def _run_script(*args: str) -> subprocess.CompletedProcess[str]:
@@ -32,11 +32,10 @@ def test_help_lists_every_command_of_the_design() -> None:
         assert f" {command} " in result.output, command
     synth = runner.invoke(app, ["data", "--help"])
     assert "synth" in synth.output
+    assert runner.invoke(app, ["data", "synth", "--help"]).exit_code == 0
 
 
-@pytest.mark.parametrize("args", [["train", "--data", "x", "--out", "y"], ["data", "synth", "--out", "d"],
-                                  ["export"],
-                                  ["package"], ["client", "img.png"], ["evaluate"]])
+@pytest.mark.parametrize("args", [["package"], ["client", "img.png"], ["package", "--model", "m.onnx"]])
 def test_commands_of_pending_stages_refuse_to_run(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2

@@ -112,3 +112,26 @@ def test_bad_option_values_are_usage_errors(checkpoint: Path, images: list[Path]
     assert result.exit_code == 2 and "not a list of numbers" in result.output
     result = _predict(str(images[0]), "--model", str(tmp_path / "model.bin"), "--out", str(tmp_path))
     assert result.exit_code == 1 and "model artifact not found" in result.output
+
+
+def test_geotiff_in_geotiff_out_keeps_georeferencing(checkpoint: Path, tmp_path: Path) -> None:
+    rasterio = pytest.importorskip("rasterio", reason="rasterio (the [geo] extra) is not installed")
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    data = (np.random.default_rng(4).random((3, 150, 170)) * 255).astype(np.uint8)
+    data[:, :, :30] = 0  # nodata strip
+    profile = {"driver": "GTiff", "height": 150, "width": 170, "count": 3, "dtype": "uint8", "nodata": 0,
+               "crs": CRS.from_epsg(32631), "transform": from_origin(430000, 5400000, 0.3, 0.3)}
+    with rasterio.open(tmp_path / "scene.tif", "w", **profile) as dst:
+        dst.write(data)
+    out = tmp_path / "out"
+    result = _predict(str(tmp_path / "scene.tif"), "--model", str(checkpoint), "--out", str(out), "--format", "tif",
+                      "--tile", "64", "--overlap", "32", "--threshold", "0.0")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out / "scene_mask.tif") as mask, rasterio.open(tmp_path / "scene.tif") as src:
+        assert (mask.crs, mask.transform, mask.width, mask.height) == (src.crs, src.transform, 170, 150)
+        pixels = mask.read(1)
+        assert (pixels[:, :30] == 0).all(), "nodata is never road"
+        assert (pixels[:, 30:] == 255).all()
+        assert (mask.dataset_mask()[:, :30] == 0).all()

@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 
@@ -39,3 +41,25 @@ def test_demo_runs_to_the_end_and_writes_its_report(tmp_path: Path) -> None:
     assert report["roundtrip_identical"] is True
     assert "| nl34-linknet | 21.822M | 21.822M | yes |" in (tmp_path / "demo" / "report.md").read_text()
     assert (tmp_path / "demo" / "nl34-linknet-untrained.pt").is_file()
+
+
+def _readme_block(heading: str) -> list[str]:
+    """The commands of the first bash block under ``heading``."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(heading):]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S)
+    assert block, f"no bash block under {heading}"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_readme_synthetic_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    """Every command of the README's "Try it on synthetic roads" block, run in an empty folder."""
+    commands = _readme_block("## Try it on synthetic roads")
+    assert [c.split()[1] for c in commands] == ["data", "data", "train", "evaluate", "predict"]
+    for command in commands:
+        result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
+    report = json.loads((tmp_path / "runs" / "nl34" / "eval.json").read_text())
+    assert report["n_images"] == 4 and report["pipeline"]["tta"] == "d4"
+    assert (tmp_path / "masks" / "synth_000000_mask.png").is_file()

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nltool.synthetic import render_scene, scene_rng
 from training.dataset import find_pairs, validate_samples
-from training.synth import SynthConfig, render_scene, scene_rng, write_synthetic_dataset
+from training.synth import SynthConfig, write_synthetic_dataset
 
 SCENES = range(20)
 
@@ -111,7 +112,7 @@ def test_refuses_a_folder_that_already_holds_images(tmp_path: Path) -> None:
     """A second run into the same folder is refused and changes nothing, unless overwrite=True."""
     write_synthetic_dataset(tmp_path, SynthConfig(n=1, size=32, seed=0))
     before = file_bytes(tmp_path)
-    with pytest.raises(ValueError, match=re.escape(str(tmp_path)) + r" already holds \*_sat\.jpg.*overwrite"):
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path)) + r" already holds \*_sat\.jpg.*--force"):
         write_synthetic_dataset(tmp_path, SynthConfig(n=1, size=32, seed=1))
     assert file_bytes(tmp_path) == before
     write_synthetic_dataset(tmp_path, SynthConfig(n=1, size=32, seed=1), overwrite=True)

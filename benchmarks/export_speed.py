@@ -1,0 +1,81 @@
+"""Images/s at 1024×1024 for PyTorch eager, onnxruntime FP32 and onnxruntime INT8, and INT8's mask IoU.
+
+    python -m benchmarks.export_speed --checkpoint runs/nl34/best.pt
+
+Exports the checkpoint (random NL34 weights if none is given: fine for speed, meaningless for
+IoU), quantizes it with calibration scenes, then times each backend on the same 1024² synthetic
+scenes in one run (median of --repeats after a warm-up) and prints ratios: onnxruntime FP32 over
+PyTorch (goal >= 1.5×) and INT8 over FP32 (goal >= 2×), plus the mask IoU of INT8 against FP32
+on held-out synthetic scenes (goal >= 0.98; needs a trained checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.common import machine_line, model_from, scene
+from export.onnx_export import export_onnx
+from export.parity import mask_iou
+from export.quantize import quantize_int8
+from nltool.inference.backends.base import Backend
+from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
+from nltool.inference.backends.torch_backend import TorchBackend
+
+
+def seconds_per_image(backend: Backend, batch: torch.Tensor, repeats: int) -> float:
+    """Median seconds of one single-image forward pass (after a warm-up)."""
+    backend.run(batch)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        backend.run(batch)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, help="trained checkpoint (default: random nl34-linknet)")
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--iou-scenes", type=int, default=8, help="held-out scenes for INT8 mask IoU")
+    args = parser.parse_args()
+
+    model = model_from(args.checkpoint, "nl34-linknet")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for i in range(8):
+            Image.fromarray(scene(512, seed=100 + i)).save(folder / f"calib{i}_sat.png")
+        fp32_path = export_onnx(model, folder / "model.onnx")
+        int8_path = quantize_int8(fp32_path, folder / "model.int8.onnx", folder, calib_size=512)
+        backends: dict[str, Backend] = {"pytorch eager": TorchBackend(model, device="cpu"),
+                                        "onnxruntime fp32": OnnxRuntimeBackend(fp32_path),
+                                        "onnxruntime int8": OnnxRuntimeBackend(int8_path)}
+        batch = torch.from_numpy(scene(args.size, seed=1)).permute(2, 0, 1)[None].float()
+        rates = {name: 1.0 / seconds_per_image(b, batch, args.repeats) for name, b in backends.items()}
+        ious = []
+        for i in range(args.iou_scenes):
+            x = torch.from_numpy(scene(args.size, seed=200 + i)).permute(2, 0, 1)[None].float()
+            ious.append(mask_iou(backends["onnxruntime int8"].run(x).numpy() > 0.5,
+                                 backends["onnxruntime fp32"].run(x).numpy() > 0.5))
+    print(machine_line())
+    print(f"# {model.config.arch} ({'trained: ' + str(args.checkpoint) if args.checkpoint else 'random weights'}), "
+          f"1×3×{args.size}×{args.size}, median of {args.repeats}")
+    for name, rate in rates.items():
+        print(f"{name:<18}{rate:>8.3f} images/s")
+    print(f"onnxruntime fp32 / pytorch: {rates['onnxruntime fp32'] / rates['pytorch eager']:.2f}× (goal >= 1.5×)")
+    print(f"onnxruntime int8 / fp32:    {rates['onnxruntime int8'] / rates['onnxruntime fp32']:.2f}× (goal >= 2×)")
+    print(f"int8 vs fp32 mask IoU on {args.iou_scenes} synthetic {args.size}² scenes: mean {np.mean(ious):.4f}, "
+          f"min {np.min(ious):.4f} (goal >= 0.98)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""``nltool export``: checkpoint -> ONNX (+ INT8 QDQ, + TensorRT engines), each with measured parity.
+
+Everything is built in a staging folder inside ``out`` and moved into place only when every step
+succeeded, so an error (bad checkpoint, missing runtime, failed build) leaves no partial
+artifacts. A parity failure keeps the artifacts and ``parity.json`` for inspection, but the
+command fails and says by how much.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, file_sha256, onnx_metadata
+from export.parity import ParityReport, measure_parity, write_parity
+from export.tensorrt_build import EngineProfile, Precision
+from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, import_onnxruntime
+from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
+from nltool.inference.backends.torch_backend import TorchBackend
+from nltool.models import Pairwise, load_checkpoint
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to build from which checkpoint."""
+
+    checkpoint: Path
+    out: Path
+    arch: str | None = None
+    pairwise: Pairwise | None = None
+    onnx: bool = True
+    trt: bool = False
+    fp16: bool = False
+    int8: bool = False
+    calib: Path | None = None
+    opset: int = DEFAULT_OPSET
+    profile: EngineProfile = field(default_factory=EngineProfile)
+    workspace_gib: float = 4.0
+    device: str = "cpu"
+    force: bool = False
+
+    def planned_files(self) -> list[str]:
+        """Names of the artifacts this request writes into ``out``."""
+        names = ["parity.json"]
+        if self.onnx:
+            names.append("model.onnx")
+        if self.int8:
+            names.append("model.int8.onnx")
+        if self.trt:
+            for precision in self.engine_precisions():
+                names += [f"model.{precision}.plan", f"model.{precision}.json"]
+            names.append("timing.cache")
+        return names
+
+    def engine_precisions(self) -> list[Precision]:
+        """The TensorRT engines to build: FP16 or FP32, plus INT8 with --int8."""
+        return ["fp16" if self.fp16 else "fp32", *(["int8"] if self.int8 else [])]  # type: ignore[list-item]
+
+
+@dataclass
+class ExportResult:
+    """The files written and the parity of each artifact."""
+
+    files: list[Path]
+    reports: list[ParityReport]
+    parity: Path
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.reports)
+
+
+def check_request(request: ExportRequest) -> None:
+    """Refuse a request that cannot succeed, before any work: each problem says what to do."""
+    if not (request.onnx or request.trt or request.int8):
+        raise ExportError("nothing to export: keep --onnx, or add --trt or --int8")
+    if request.int8 and request.calib is None:
+        raise ExportError("--int8 needs calibration images: pass --calib DIR (a folder of images like those you "
+                          "will serve, e.g. a few DeepGlobe *_sat.jpg scenes)")
+    if request.fp16 and not request.trt:
+        raise ExportError("--fp16 applies to TensorRT engines: add --trt")
+    if request.trt:
+        require_cuda()
+        import_tensorrt()
+    import_onnxruntime()  # parity of every ONNX artifact runs on onnxruntime
+    existing = [name for name in request.planned_files() if (request.out / name).exists()]
+    if existing and not request.force:
+        raise ExportError(f"{request.out} already holds {', '.join(existing)}; pass --force to replace them")
+    try:
+        request.out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=request.out, prefix=".nltool-write-test-")
+        probe.close()
+    except OSError as exc:
+        raise ExportError(f"cannot write to {request.out}: {exc}") from exc
+
+
+def export_artifacts(request: ExportRequest, log: Callable[[str], None] = print) -> ExportResult:
+    """Build every requested artifact, measure its parity, and move it all into ``request.out``."""
+    check_request(request)
+    loaded = load_checkpoint(request.checkpoint, arch=request.arch, pairwise=request.pairwise)
+    reference = TorchBackend(loaded.model, device=request.device, source=str(request.checkpoint))
+    staging = Path(tempfile.mkdtemp(prefix=".nltool-export-", dir=request.out))
+    try:
+        reports = _build(request, loaded.model, reference, staging, log)
+        parity = write_parity(staging / "parity.json", reports, reference=str(request.checkpoint))
+        kept = [name for name in request.planned_files() if (staging / name).exists()]
+        files = []
+        for name in kept:
+            (staging / name).replace(request.out / name)
+            files.append(request.out / name)
+        return ExportResult(files=files, reports=reports, parity=request.out / parity.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(request: ExportRequest, model, reference: TorchBackend, staging: Path,  # noqa: ANN001
+           log: Callable[[str], None]) -> list[ParityReport]:
+    reports: list[ParityReport] = []
+    onnx_path = staging / "model.onnx"
+    log(f"exporting {model.config.arch} to ONNX (opset {request.opset})")
+    metadata = onnx_metadata(model, source=request.checkpoint.name, source_sha256=file_sha256(request.checkpoint))
+    export_onnx(model, onnx_path, opset=request.opset, metadata=metadata)
+    log("measuring ONNX parity against the checkpoint")
+    reports.append(measure_parity(reference, OnnxRuntimeBackend(onnx_path, providers=["CPUExecutionProvider"]),
+                                  str(request.out / "model.onnx"), "fp32"))
+    if request.int8:
+        from export.quantize import quantize_int8
+
+        log(f"quantizing to INT8 with calibration images from {request.calib}")
+        int8_path = quantize_int8(onnx_path, staging / "model.int8.onnx", request.calib)  # type: ignore[arg-type]
+        reports.append(measure_parity(reference, OnnxRuntimeBackend(int8_path, providers=["CPUExecutionProvider"]),
+                                      str(request.out / "model.int8.onnx"), "int8"))
+    if request.trt:
+        reports += _build_engines(request, onnx_path, reference, staging, log)
+    if not request.onnx:
+        onnx_path.unlink()
+    return reports
+
+
+def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBackend, staging: Path,
+                   log: Callable[[str], None]) -> list[ParityReport]:
+    from export.tensorrt_build import build_engine, fp16_onnx, write_sidecar
+    from nltool.inference.backends.tensorrt_backend import TensorRTBackend
+
+    trt = import_tensorrt()
+    reports = []
+    for precision in request.engine_precisions():
+        source = onnx_path
+        if precision == "int8":
+            from export.quantize import quantize_int8
+
+            source = quantize_int8(onnx_path, staging / "model.int8.trt.onnx", request.calib,  # type: ignore[arg-type]
+                                   target="tensorrt")
+        elif precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16"):
+            source = fp16_onnx(onnx_path, staging / "model.fp16.onnx")
+        plan = staging / f"model.{precision}.plan"
+        log(f"building the TensorRT {precision} engine")
+        sidecar = build_engine(source, plan, precision=precision, profile=request.profile,
+                               workspace_gib=request.workspace_gib, timing_cache=staging / "timing.cache")
+        report = measure_parity(reference, TensorRTBackend(plan), str(request.out / plan.name), precision)
+        write_sidecar(plan, {**sidecar, "parity": report.to_dict()})
+        reports.append(report)
+    return reports

@@ -1,0 +1,139 @@
+"""Parity reports: how far an exported artifact's probabilities and masks are from the checkpoint's.
+
+Every artifact is compared with the PyTorch checkpoint it came from on random RGB batches of
+several sizes (non-square and batch 2 included) and on synthetic road scenes, which look like
+real imagery. ``parity.json`` records, per artifact and case, the max and mean absolute
+difference of ``prob`` and the IoU of the thresholded masks, the tolerances, and pass/fail.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nltool.fileio import atomic_path
+from nltool.inference.backends.base import Backend
+from nltool.synthetic import render_scene, scene_rng
+
+MASK_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass criteria: ``max_abs`` on probabilities (None = not judged) and the least mask IoU."""
+
+    max_abs: float | None
+    min_mask_iou: float
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(max_abs=1e-4, min_mask_iou=0.999),
+    # FP16 and INT8 change every activation; they are judged on the masks a user sees.
+    "fp16": Tolerance(max_abs=2e-2, min_mask_iou=0.99),
+    "int8": Tolerance(max_abs=None, min_mask_iou=0.98),
+}
+
+
+@dataclass(frozen=True)
+class ParityCase:
+    """One input batch: its name and shape."""
+
+    name: str
+    batch: torch.Tensor
+
+
+@dataclass
+class CaseResult:
+    """Differences measured on one case."""
+
+    name: str
+    shape: list[int]
+    max_abs: float
+    mean_abs: float
+    mask_iou: float
+
+
+@dataclass
+class ParityReport:
+    """Everything measured for one artifact against its checkpoint."""
+
+    artifact: str
+    precision: str
+    tolerance: Tolerance
+    cases: list[CaseResult] = field(default_factory=list)
+
+    @property
+    def max_abs(self) -> float:
+        return max(c.max_abs for c in self.cases)
+
+    @property
+    def mean_abs(self) -> float:
+        return float(np.mean([c.mean_abs for c in self.cases]))
+
+    @property
+    def min_mask_iou(self) -> float:
+        return min(c.mask_iou for c in self.cases)
+
+    @property
+    def passed(self) -> bool:
+        tol = self.tolerance
+        return (tol.max_abs is None or self.max_abs <= tol.max_abs) and self.min_mask_iou >= tol.min_mask_iou
+
+    def failure(self) -> str:
+        """What failed and by how much (empty when it passed)."""
+        problems = []
+        if self.tolerance.max_abs is not None and self.max_abs > self.tolerance.max_abs:
+            problems.append(f"max |Δprob| {self.max_abs:.3g} > {self.tolerance.max_abs:.3g} "
+                            f"({self.max_abs / self.tolerance.max_abs:.1f}× the tolerance)")
+        if self.min_mask_iou < self.tolerance.min_mask_iou:
+            problems.append(f"mask IoU {self.min_mask_iou:.4f} < {self.tolerance.min_mask_iou}")
+        return "; ".join(problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"artifact": self.artifact, "precision": self.precision, "tolerance": asdict(self.tolerance),
+                "max_abs": self.max_abs, "mean_abs": self.mean_abs, "min_mask_iou": self.min_mask_iou,
+                "passed": self.passed, "cases": [asdict(c) for c in self.cases]}
+
+
+def default_cases(seed: int = 0) -> list[ParityCase]:
+    """Random RGB at 256², 320×512 and batch 2 of 64×96, plus two 512² synthetic road scenes."""
+    gen = torch.Generator().manual_seed(seed)
+    cases = [ParityCase(f"random {n}×{h}×{w}", torch.rand(n, 3, h, w, generator=gen) * 255)
+             for n, h, w in ((1, 256, 256), (1, 320, 512), (2, 64, 96))]
+    scenes = np.stack([render_scene(512, scene_rng(seed, i))[0] for i in range(2)])
+    cases.append(ParityCase("synthetic scenes 2×512×512", torch.from_numpy(scenes).permute(0, 3, 1, 2).float()))
+    return cases
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks; 1.0 when both are empty."""
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def measure_parity(reference: Backend, candidate: Backend, artifact: str, precision: str,
+                   cases: list[ParityCase] | None = None) -> ParityReport:
+    """Run both backends on every case and compare probabilities and masks."""
+    report = ParityReport(artifact=artifact, precision=precision, tolerance=TOLERANCES[precision])
+    for case in cases or default_cases():
+        expected = reference.run(case.batch).numpy()
+        got = candidate.run(case.batch).numpy()
+        diff = np.abs(got.astype(np.float64) - expected)
+        report.cases.append(CaseResult(
+            name=case.name, shape=list(case.batch.shape), max_abs=float(diff.max()), mean_abs=float(diff.mean()),
+            mask_iou=mask_iou(got > MASK_THRESHOLD, expected > MASK_THRESHOLD)))
+    return report
+
+
+def write_parity(path: Path, reports: list[ParityReport], reference: str) -> Path:
+    """Write ``parity.json`` atomically: one entry per artifact, and whether all passed."""
+    data = {"reference": reference, "passed": all(r.passed for r in reports),
+            "artifacts": {Path(r.artifact).name: r.to_dict() for r in reports}}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+    return path
