@@ -21,9 +21,9 @@ def machine_line() -> str:
             f"python {platform.python_version()}")
 
 
-def scene(size: int, seed: int = 0) -> np.ndarray:
-    """A synthetic road scene of size×size (uint8 RGB), as the demo and tests use."""
-    rgb, _ = render_scene(size, scene_rng(seed, 0))
+def scene(size: int, seed: int = 0, index: int = 0) -> np.ndarray:
+    """Scene ``index`` of the synthetic set with ``seed`` (uint8 RGB), as ``nltool data synth`` renders it."""
+    rgb, _ = render_scene(size, scene_rng(seed, index))
     return rgb
 
 
