@@ -80,9 +80,8 @@ def _write_json(path: Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2))
 
 
-def _resumed_config(config: TrainConfig, resume: Path) -> TrainConfig:
-    """The resumed run's own config, with only :data:`RESUMABLE_OVERRIDES` taken from ``config``."""
-    stored = load_checkpoint(resume).metadata.training_config
+def _resumed_config(config: TrainConfig, stored: dict[str, Any]) -> TrainConfig:
+    """The resumed run's own config (``stored``), with only :data:`RESUMABLE_OVERRIDES` from ``config``."""
     fields = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__}
     for key in ("data", "out", "val"):
         if fields.get(key) is not None:
@@ -96,8 +95,9 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, resume: Path | None = None,
                  log: Callable[[str], None] = print, show_progress: bool = True) -> None:
-        self.config = _resumed_config(config, resume) if resume else config
         self.resume = resume
+        self._resumed = load_checkpoint(resume) if resume else None
+        self.config = _resumed_config(config, self._resumed.metadata.training_config) if self._resumed else config
         self.show_progress = show_progress
         self.device = resolve_device(self.config.device)
         self.dist: DistInfo = init_distributed(self.device)
@@ -127,10 +127,10 @@ class Trainer:
 
     def _build_model(self) -> NLLinkNet:
         cfg = self.config
-        weights = "none" if self.resume else cfg.encoder_weights
-        model = build_model(cfg.arch, pairwise=cfg.pairwise, encoder_weights=weights)  # type: ignore[arg-type]
-        if self.resume:
-            model.load_state_dict(load_checkpoint(self.resume).model.state_dict())
+        if self._resumed is not None:
+            model = self._resumed.model.train()
+        else:
+            model = build_model(cfg.arch, pairwise=cfg.pairwise, encoder_weights=cfg.encoder_weights)  # type: ignore[arg-type]
         model = model.to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
