@@ -360,27 +360,74 @@ def export(
         raise typer.Exit(1)
 
 
-# Commands of DESIGN.md whose stage has not landed: listed so --help shows the whole CLI, and
-# refusing to run rather than pretending. Each entry: (typer app, name, help, issue number).
-_PENDING: tuple[tuple[typer.Typer, str, str, int], ...] = (
-    (app, "package", "Package a model as a TorchServe archive and config.", 6),
-    (app, "client", "Request a road mask from a running TorchServe (REST or gRPC).", 6),
-)
+@app.command()
+def package(
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option(help="Model store folder for <name>.mar and config.properties.")],
+    name: Annotated[str, typer.Option(help="Model name in TorchServe (the URL is /predictions/<name>).")] = "nllinknet",
+    tile: TileOpt = 1024,
+    overlap: OverlapOpt = 128,
+    tta: TTAOption = TTAOpt.none,  # type: ignore[attr-defined]
+    scales: ScalesOpt = "1.0",
+    threshold: ThresholdOpt = 0.5,
+    output_format: Annotated[FormatOpt, typer.Option("--format", help="Default answer: png mask, tif "
+                             "(GeoTIFF for GeoTIFF requests) or prob.")] = FormatOpt.png,  # type: ignore[attr-defined]
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    workers: Annotated[int, typer.Option(help="TorchServe workers (processes) for this model.")] = 1,
+    arch: ArchOpt = None,
+    pairwise: PairwiseOption = None,
+    inference_port: Annotated[int, typer.Option(help="REST inference port on 127.0.0.1.")] = 8080,
+    management_port: Annotated[int, typer.Option(help="Management API port on 127.0.0.1.")] = 8081,
+    metrics_port: Annotated[int, typer.Option(help="Metrics port on 127.0.0.1.")] = 8082,
+    grpc_port: Annotated[int, typer.Option(help="gRPC inference port on 127.0.0.1.")] = 7070,
+    grpc_management_port: Annotated[int, typer.Option(help="gRPC management port on 127.0.0.1.")] = 7071,
+    force: Annotated[bool, typer.Option(help="Replace an existing archive of the same name.")] = False,
+) -> None:
+    """Package a model as a TorchServe archive and write a loopback-only, token-protected config."""
+    from serving.package import Ports, package_model
+    from serving.settings import ServingSettings
+
+    settings = ServingSettings.from_dict({
+        "tile": tile, "overlap": overlap, "tta": tta.value, "scales": _parse_numbers(scales, float, "--scales"),
+        "threshold": threshold, "format": output_format.value, "max_pixels": max_pixels,
+        "arch": arch.value if arch else None, "pairwise": pairwise.value if pairwise else None})
+    result = package_model(model, out, name=name, settings=settings, workers=workers, force=force,
+                           ports=Ports(inference_port, management_port, metrics_port, grpc_port, grpc_management_port))
+    typer.echo(f"archive: {result.mar}\nconfig:  {result.config}\nstart TorchServe with:\n  {result.command}")
 
 
-def _add_pending(parent: typer.Typer, name: str, summary: str, issue: int) -> None:
-    @parent.command(
-        name,
-        help=f"{summary} Not in this build yet (issue #{issue}).",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    )
-    def _pending() -> None:
-        typer.echo(f"error: 'nltool {name}' is not in this build of nltool yet (issue #{issue}).", err=True)
-        raise typer.Exit(2)
+@app.command()
+def client(
+    image: Annotated[Path, typer.Argument(help="Image to send (PNG, JPEG, TIFF/GeoTIFF).")],
+    out: Annotated[Path, typer.Option(help="Where to write the answer (mask PNG, GeoTIFF or probability PNG).")],
+    url: Annotated[str, typer.Option(help="TorchServe inference address.")] = "http://127.0.0.1:8080",
+    grpc: Annotated[Optional[str], typer.Option(help="host:port of TorchServe's gRPC API (not in this build "
+                                                     "yet: use --url).")] = None,
+    model_name: Annotated[str, typer.Option(help="Model name given to TorchServe.")] = "nllinknet",
+    token_file: Annotated[Path, typer.Option(help="TorchServe's key_file.json (written where it was started).")] = Path(
+        "key_file.json"),
+    tta: Annotated[Optional[str], typer.Option(help="Override the server's TTA (none, flip, d4), if allowed.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Override the server's threshold.")] = None,
+    output_format: Annotated[Optional[str], typer.Option("--format", help="Override the answer format "
+                                                                          "(png, tif, prob).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600.0,
+    force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Request a road mask from a running TorchServe over REST."""
+    from nltool.fileio import atomic_path
+    from serving.client import ClientError, RestClient, read_token
 
-
-for _parent, _name, _summary, _issue in _PENDING:
-    _add_pending(_parent, _name, _summary, _issue)
+    if grpc is not None:
+        raise ClientError("the gRPC client is not in this build yet (issue #6); use --url for REST")
+    if out.exists() and not force:
+        raise ClientError(f"{out} already exists; pass --force to overwrite it")
+    if not image.is_file():
+        raise ClientError(f"image not found: {image}")
+    answer = RestClient(url, model_name, read_token(token_file), timeout).predict(
+        image.read_bytes(), tta=tta, threshold=threshold, fmt=output_format)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(answer)
+    typer.echo(f"{image} -> {out} ({len(answer):,} bytes)")
 
 
 def main() -> None:

@@ -1,0 +1,111 @@
+"""The TorchServe handler: a thin adapter over :mod:`nltool.inference`.
+
+``initialize`` loads the archive's artifact and the ``nltool:`` section of its model-config.yaml;
+``preprocess`` decodes each request (raw image bytes, or multipart ``data`` plus option fields;
+options may also come as ``X-Nltool-Tta`` / ``X-Nltool-Threshold`` / ``X-Nltool-Format`` headers);
+``inference`` runs the same pipeline and mask writer as ``nltool predict``, so masks are
+byte-identical; ``postprocess`` answers each request with its mask or a JSON error and its own
+status (4xx for bad input), so a bad request never takes the worker down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+from nltool.errors import ImageError, NltoolError
+from nltool.imagery import MaskWriter, open_image, output_name
+from nltool.inference import InferencePipeline, load_backend
+from serving.settings import OVERRIDABLE, RequestError, ServingRequest, ServingSettings
+
+CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff"}
+REASONS = {400: "Bad Request", 413: "Payload Too Large"}
+
+
+class NLLinkNetHandler(BaseHandler):
+    """Serves road masks for images of any size."""
+
+    def initialize(self, context: Any) -> None:
+        properties = context.system_properties
+        model_dir = Path(properties["model_dir"])
+        config = getattr(context, "model_yaml_config", None) or {}
+        self.settings = ServingSettings.from_dict(config.get("nltool"))
+        artifact = model_dir / context.manifest["model"]["serializedFile"]
+        gpu_id = properties.get("gpu_id")
+        device = f"cuda:{gpu_id}" if torch.cuda.is_available() and gpu_id is not None else "cpu"
+        if device == "cpu":  # workers share the cores instead of each grabbing all of them
+            workers = max(1, int(config.get("minWorkers", 1)))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        self.backend = load_backend(artifact, device=device, arch=self.settings.arch,
+                                    pairwise=self.settings.pairwise)  # type: ignore[arg-type]
+        self.initialized = True
+
+    def _options(self, row: dict[str, Any], idx: int) -> dict[str, str]:
+        options = {}
+        for name in OVERRIDABLE:
+            value = row.get(name)
+            if value is None and self.context is not None:
+                value = self.context.get_request_header(idx, f"X-Nltool-{name.capitalize()}")
+            if value is not None:
+                options[name] = value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
+        return options
+
+    def preprocess(self, data: list[dict[str, Any]]) -> list[ServingRequest]:
+        requests = []
+        for idx, row in enumerate(data):
+            body = row.get("data") if row.get("data") is not None else row.get("body")
+            if isinstance(body, str):
+                body = body.encode()
+            if not body:
+                requests.append(ServingRequest(error=RequestError("empty request body: send the image bytes "
+                                                            "(or multipart field 'data')")))
+                continue
+            requests.append(ServingRequest(image=bytes(body), options=self._options(row, idx)))
+        return requests
+
+    def inference(self, requests: list[ServingRequest], *args: Any, **kwargs: Any) -> list[ServingRequest]:
+        for request in requests:
+            if request.error is None:
+                try:
+                    request.answer, request.fmt = self._predict(request.image, request.options)  # type: ignore[arg-type]
+                except RequestError as exc:
+                    request.error = exc
+                except ImageError as exc:
+                    status = 413 if "above the limit" in str(exc) or "too large" in str(exc) else 400
+                    request.error = RequestError(str(exc), status)
+                except NltoolError as exc:
+                    request.error = RequestError(str(exc))
+        return requests
+
+    def _predict(self, image: bytes, options: dict[str, str]) -> tuple[bytes, str]:
+        config, fmt = self.settings.pipeline(options)
+        pipeline = InferencePipeline(self.backend, config)
+        with open_image(image, max_pixels=config.max_pixels) as reader, tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / output_name(Path("request"), fmt)  # type: ignore[arg-type]
+            writer = MaskWriter(path, fmt, config.threshold, reader.height, reader.width,  # type: ignore[arg-type]
+                                reader.georef)
+            pipeline.run(reader, writer)
+            writer.close()
+            return path.read_bytes(), fmt
+
+    def postprocess(self, requests: list[ServingRequest]) -> list[bytes]:
+        answers = []
+        for idx, request in enumerate(requests):
+            if request.error is not None:
+                body = {"code": request.error.status, "type": type(request.error).__name__,
+                        "message": str(request.error)}
+                # The reason phrase crosses TorchServe's wire protocol, which counts characters as
+                # bytes: keep it ASCII and put the full (possibly non-ASCII) message in the body.
+                self.context.set_response_status(request.error.status, REASONS[request.error.status], idx)
+                self.context.set_response_content_type(idx, "application/json")
+                answers.append(json.dumps(body).encode())
+            else:
+                self.context.set_response_content_type(idx, CONTENT_TYPES[request.fmt])
+                answers.append(request.answer)  # type: ignore[arg-type]
+        return answers
