@@ -84,7 +84,7 @@ class NLLinkNetHandler(BaseHandler):
         return requests
 
     def _predict(self, image: bytes, options: dict[str, str]) -> tuple[bytes, str]:
-        config, fmt = self.settings.pipeline(options)
+        config, fmt = self.settings.for_request(options)
         pipeline = InferencePipeline(self.backend, config)
         with open_image(image, max_pixels=config.max_pixels) as reader, tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / output_name(Path("request"), fmt)  # type: ignore[arg-type]

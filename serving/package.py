@@ -19,6 +19,7 @@ import yaml
 from nltool.errors import NltoolError
 from nltool.fileio import atomic_path
 from nltool.inference.backends import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES
+from nltool.inference.tta import TRANSFORMS
 from serving.settings import ServingSettings
 
 HANDLER = Path(__file__).with_name("handler.py")
@@ -53,14 +54,15 @@ class PackageResult:
 
 def response_timeout(settings: ServingSettings) -> int:
     """Seconds for the largest allowed image with the most expensive allowed TTA, at CPU speed."""
-    passes = len(settings.scales) * (8 if "d4" in settings.allowed_tta else 4 if "flip" in settings.allowed_tta else 1)
-    return int(60 + settings.max_pixels / 1e6 / CPU_MEGAPIXELS_PER_SECOND * passes)
+    passes = len(settings.pipeline.scales) * max(len(TRANSFORMS[mode]) for mode in settings.allowed_tta)
+    return int(60 + settings.pipeline.max_pixels / 1e6 / CPU_MEGAPIXELS_PER_SECOND * passes)
 
 
 def config_properties(store: Path, settings: ServingSettings, ports: Ports) -> str:
     """TorchServe's config.properties for this store: loopback only, token auth on, sized limits."""
-    max_request = min(NETTY_LIMIT, settings.max_pixels * 4 + 2**20)  # uncompressed RGBA + headers
-    max_response = min(NETTY_LIMIT, settings.max_pixels * 2 + 2**20)  # an uncompressed 8-bit mask, twice over
+    max_pixels = settings.pipeline.max_pixels
+    max_request = min(NETTY_LIMIT, max_pixels * 4 + 2**20)  # uncompressed RGBA + headers
+    max_response = min(NETTY_LIMIT, max_pixels * 2 + 2**20)  # an uncompressed 8-bit mask, twice over
     lines = [
         f"inference_address=http://127.0.0.1:{ports.inference}",
         f"management_address=http://127.0.0.1:{ports.management}",

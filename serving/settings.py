@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nltool.errors import NltoolError
-from nltool.imagery import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
+from nltool.errors import InferenceConfigError, NltoolError
+from nltool.imagery import OUTPUT_FORMATS
 from nltool.inference import TTA_MODES, PipelineConfig
 
 OVERRIDABLE = ("tta", "threshold", "format")
@@ -23,52 +23,49 @@ class RequestError(NltoolError):
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """Pipeline settings plus what requests may change: written by ``nltool package``, read by the handler."""
+    """The pipeline a model is served with, plus what requests may change: written by
+    ``nltool package`` (flattened into model-config.yaml's ``nltool:`` section), read by the handler."""
 
-    tile: int = 1024
-    overlap: int = 128
-    tta: str = "none"
-    scales: tuple[float, ...] = (1.0,)
-    threshold: float = 0.5
-    batch_size: int = 1
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     format: str = "png"
-    allowed_tta: tuple[str, ...] = field(default=TTA_MODES)
+    allowed_tta: tuple[str, ...] = TTA_MODES
     arch: str | None = None
     pairwise: str | None = None
 
-    def pipeline(self, overrides: dict[str, str] | None = None) -> tuple[PipelineConfig, str]:
+    def for_request(self, overrides: dict[str, str] | None = None) -> tuple[PipelineConfig, str]:
         """The pipeline config and output format for one request, with its overrides checked."""
         options = dict(overrides or {})
-        tta = options.get("tta", self.tta)
+        tta = options.get("tta", self.pipeline.tta)
         if tta not in self.allowed_tta:
             raise RequestError(f"tta {tta!r} is not allowed here; choose one of {', '.join(self.allowed_tta)}")
         try:
-            threshold = float(options.get("threshold", self.threshold))
+            threshold = float(options.get("threshold", self.pipeline.threshold))
         except ValueError as exc:
             raise RequestError(f"threshold {options['threshold']!r} is not a number") from exc
-        if not 0.0 <= threshold < 1.0:
-            raise RequestError(f"threshold must be in [0, 1), got {threshold}")
         fmt = options.get("format", self.format)
         if fmt not in OUTPUT_FORMATS:
             raise RequestError(f"format {fmt!r} is unknown; choose one of {', '.join(OUTPUT_FORMATS)}")
-        config = PipelineConfig(tile=self.tile, overlap=self.overlap, tta=tta, scales=self.scales,  # type: ignore[arg-type]
-                                threshold=threshold, batch_size=self.batch_size, max_pixels=self.max_pixels)
-        return config, fmt
+        try:
+            return replace(self.pipeline, tta=tta, threshold=threshold), fmt
+        except InferenceConfigError as exc:
+            raise RequestError(str(exc)) from exc
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["scales"], data["allowed_tta"] = list(self.scales), list(self.allowed_tta)
-        return data
+        """One flat mapping: the pipeline's settings beside the serving ones."""
+        return {**self.pipeline.to_dict(), "format": self.format, "allowed_tta": list(self.allowed_tta),
+                "arch": self.arch, "pairwise": self.pairwise}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ServingSettings:
+        """Inverse of :meth:`to_dict`; bad values raise as they would on the command line."""
         data = dict(data or {})
-        for key in ("scales", "allowed_tta"):
-            if key in data:
-                data[key] = tuple(data[key])
-        settings = replace(cls(), **data)
-        settings.pipeline()  # validate the defaults once, at load time
+        pipeline_keys = PipelineConfig.__dataclass_fields__.keys()
+        pipeline = PipelineConfig(**{k: tuple(v) if k == "scales" else v for k, v in data.items() if k in pipeline_keys})
+        rest = {k: v for k, v in data.items() if k not in pipeline_keys}
+        if "allowed_tta" in rest:
+            rest["allowed_tta"] = tuple(rest["allowed_tta"])
+        settings = cls(pipeline=pipeline, **rest)
+        settings.for_request()  # the defaults must be a valid request
         return settings
 
 
