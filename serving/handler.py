@@ -20,8 +20,9 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 from nltool.errors import ImageError, NltoolError
-from nltool.imagery import MaskWriter, open_image, output_name
+from nltool.imagery import open_image, output_name
 from nltool.inference import InferencePipeline, load_backend
+from nltool.inference.predict import write_output
 from serving.settings import OVERRIDABLE, RequestError, ServingRequest, ServingSettings
 
 CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff"}
@@ -88,10 +89,7 @@ class NLLinkNetHandler(BaseHandler):
         pipeline = InferencePipeline(self.backend, config)
         with open_image(image, max_pixels=config.max_pixels) as reader, tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / output_name(Path("request"), fmt)  # type: ignore[arg-type]
-            writer = MaskWriter(path, fmt, config.threshold, reader.height, reader.width,  # type: ignore[arg-type]
-                                reader.georef)
-            pipeline.run(reader, writer)
-            writer.close()
+            write_output(pipeline, reader, path, fmt)  # type: ignore[arg-type]
             return path.read_bytes(), fmt
 
     def postprocess(self, requests: list[ServingRequest]) -> list[bytes]:

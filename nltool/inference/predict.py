@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nltool.errors import ImageError, OutputExistsError
 from nltool.fileio import atomic_path
-from nltool.imagery import MaskWriter, OutputFormat, open_image, output_name, probe_format
+from nltool.imagery import ImageReader, MaskWriter, OutputFormat, open_image, output_name, probe_format
 from nltool.inference.pipeline import InferencePipeline
 
 
@@ -61,6 +61,20 @@ def plan_jobs(inputs: Sequence[Path], out_dir: Path, fmt: OutputFormat, force: b
     return jobs
 
 
+def write_output(pipeline: InferencePipeline, reader: ImageReader, path: Path, fmt: OutputFormat,
+                 progress: Callable[[int], None] | None = None) -> MaskWriter:
+    """Run ``reader`` through the pipeline into the file ``path`` in format ``fmt``; the one place
+    predict and the TorchServe handler encode answers, so theirs are byte-identical."""
+    writer = MaskWriter(path, fmt, pipeline.config.threshold, reader.height, reader.width, reader.georef)
+    try:
+        pipeline.run(reader, writer, progress)
+    except BaseException:
+        writer.discard()
+        raise
+    writer.close()
+    return writer
+
+
 def predict_file(
     pipeline: InferencePipeline,
     job: PredictJob,
@@ -80,13 +94,7 @@ def predict_file(
         if on_open:
             on_open(pipeline.num_tiles(reader.height, reader.width))
         with atomic_path(job.output) as tmp:
-            writer = MaskWriter(tmp, fmt, pipeline.config.threshold, reader.height, reader.width, reader.georef)
-            try:
-                pipeline.run(reader, writer, progress)
-            except BaseException:
-                writer.discard()
-                raise
-            writer.close()
+            writer = write_output(pipeline, reader, tmp, fmt, progress)
     return PredictResult(
         output=job.output,
         width=reader.width,
