@@ -1,16 +1,13 @@
-"""Helpers shared by the benchmark scripts: a synthetic scene, a model, a timed backend."""
+"""Helpers shared by the benchmark scripts: a synthetic scene, a model, the machine line."""
 
 from __future__ import annotations
 
 import platform
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from nltool.inference.backends.base import Backend
 from nltool.models import NLLinkNet, build_model, load_checkpoint
 from nltool.synthetic import render_scene, scene_rng
 
@@ -33,23 +30,3 @@ def model_from(checkpoint: Path | None, arch: str) -> NLLinkNet:
         return load_checkpoint(checkpoint).model
     torch.manual_seed(0)
     return build_model(arch).eval()
-
-
-class TimedBackend(Backend):
-    """Wraps a backend and adds up the seconds spent inside it, to separate pipeline overhead."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.seconds = 0.0
-        self.calls = 0
-
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        started = time.perf_counter()
-        out = self.inner.run(batch)
-        self.seconds += time.perf_counter() - started
-        self.calls += 1
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        return self.inner.describe()

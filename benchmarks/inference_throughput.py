@@ -16,9 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import TimedBackend, machine_line, model_from, scene
+from benchmarks.common import machine_line, model_from, scene
 from export.onnx_export import export_onnx
 from nltool.inference import InferencePipeline, PipelineConfig
+from nltool.inference.backends.base import TimedBackend
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.inference.backends.torch_backend import TorchBackend
 

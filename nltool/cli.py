@@ -400,9 +400,10 @@ def package(
 def client(
     image: Annotated[Path, typer.Argument(help="Image to send (PNG, JPEG, TIFF/GeoTIFF).")],
     out: Annotated[Path, typer.Option(help="Where to write the answer (mask PNG, GeoTIFF or probability PNG).")],
-    url: Annotated[str, typer.Option(help="TorchServe inference address.")] = "http://127.0.0.1:8080",
-    grpc: Annotated[Optional[str], typer.Option(help="host:port of TorchServe's gRPC API (not in this build "
-                                                     "yet: use --url).")] = None,
+    url: Annotated[str, typer.Option(help="TorchServe REST inference address (used unless --grpc is given).")] = (
+        "http://127.0.0.1:8080"),
+    grpc: Annotated[Optional[str], typer.Option(help="host:port of TorchServe's gRPC inference API "
+                                                     "(e.g. 127.0.0.1:7070); sends over gRPC instead of REST.")] = None,
     model_name: Annotated[str, typer.Option(help="Model name given to TorchServe.")] = "nllinknet",
     token_file: Annotated[Path, typer.Option(help="TorchServe's key_file.json (written where it was started).")] = Path(
         "key_file.json"),
@@ -410,24 +411,39 @@ def client(
     threshold: Annotated[Optional[float], typer.Option(help="Override the server's threshold.")] = None,
     output_format: Annotated[Optional[str], typer.Option("--format", help="Override the answer format "
                                                                           "(png, tif, prob).")] = None,
+    summary: Annotated[Optional[Path], typer.Option(help="Also write the server's JSON summary here (size, road "
+                                                         "fraction, tiles, seconds per stage).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600.0,
-    force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
+    retries: Annotated[int, typer.Option(min=0, help="Retries when the server is busy (503 / UNAVAILABLE).")] = 3,
+    force: Annotated[bool, typer.Option(help="Overwrite --out (and --summary) if they exist.")] = False,
 ) -> None:
-    """Request a road mask from a running TorchServe over REST."""
-    from nltool.fileio import atomic_path
-    from serving.client import ClientError, RestClient, read_token
+    """Request a road mask from a running TorchServe over REST (default) or gRPC (--grpc)."""
+    import json
 
-    if grpc is not None:
-        raise ClientError("the gRPC client is not in this build yet (issue #6); use --url for REST")
-    if out.exists() and not force:
-        raise ClientError(f"{out} already exists; pass --force to overwrite it")
+    from nltool.fileio import atomic_path
+    from serving.client import BaseClient, ClientError, GrpcClient, RestClient, read_token
+
+    for path in (out, summary):
+        if path is not None and path.exists() and not force:
+            raise ClientError(f"{path} already exists; pass --force to overwrite it")
     if not image.is_file():
         raise ClientError(f"image not found: {image}")
-    answer = RestClient(url, model_name, read_token(token_file), timeout).predict(
-        image.read_bytes(), tta=tta, threshold=threshold, fmt=output_format)
+    token = read_token(token_file)
+    transport: BaseClient = (GrpcClient(grpc, model_name, token, timeout, retries) if grpc is not None
+                             else RestClient(url, model_name, token, timeout, retries))
+    options = {"tta": tta, "threshold": threshold, "fmt": output_format}
+    if summary is None:
+        answer, details = transport.predict(image.read_bytes(), **options), None
+    else:
+        answer, details = transport.predict_with_summary(image.read_bytes(), **options)
     with atomic_path(out) as tmp:
         tmp.write_bytes(answer)
-    typer.echo(f"{image} -> {out} ({len(answer):,} bytes)")
+    message = f"{image} -> {out} ({len(answer):,} bytes)"
+    if summary is not None and details is not None:
+        with atomic_path(summary) as tmp:
+            tmp.write_text(json.dumps(details, indent=2))
+        message += f"; road fraction {details['road_fraction']:.3f}, summary in {summary}"
+    typer.echo(message)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,6 +335,9 @@ class MaskWriter:
             raise ImageError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
         self.path, self.fmt, self.threshold = path, fmt, threshold
         self.road_pixels = 0
+        self.pixels = height * width
+        self.encode_seconds = 0.0
+        """Seconds spent encoding: thresholding rows plus finishing the file (reported by serving)."""
         self._dataset = None
         self._buffer: np.ndarray | None = None
         if fmt == "tif" and georef is not None:
@@ -359,17 +363,19 @@ class MaskWriter:
         return probability_to_uint8(prob) if self.fmt == "prob" else threshold_mask(prob, self.threshold)
 
     def write_rows(self, y0: int, prob: np.ndarray, valid: np.ndarray | None) -> None:
+        started = time.perf_counter()
         self.road_pixels += int(np.count_nonzero(prob > self.threshold))
         pixels = self.encode(prob)
         if self._buffer is not None:
             self._buffer[y0:y0 + pixels.shape[0]] = pixels
-            return
-        from rasterio.windows import Window
+        else:
+            from rasterio.windows import Window
 
-        window = Window(0, y0, pixels.shape[1], pixels.shape[0])
-        self._dataset.write(pixels, 1, window=window)
-        if valid is not None:
-            self._dataset.write_mask(np.where(valid, np.uint8(255), np.uint8(0)), window=window)
+            window = Window(0, y0, pixels.shape[1], pixels.shape[0])
+            self._dataset.write(pixels, 1, window=window)
+            if valid is not None:
+                self._dataset.write_mask(np.where(valid, np.uint8(255), np.uint8(0)), window=window)
+        self.encode_seconds += time.perf_counter() - started
 
     def discard(self) -> None:
         """Abandon the output after a failure: release the file without finishing it."""
@@ -379,6 +385,11 @@ class MaskWriter:
 
     def close(self) -> None:
         """Finish the file (flush the GeoTIFF, or encode the PNG/TIFF buffer)."""
+        started = time.perf_counter()
+        self._finish()
+        self.encode_seconds += time.perf_counter() - started
+
+    def _finish(self) -> None:
         if self._dataset is not None:
             self._dataset.close()
         elif self._buffer is not None:

@@ -1,14 +1,27 @@
-"""REST client for a served nltool model: the token from TorchServe's key_file.json, retries, clear errors."""
+"""Clients for a served nltool model, REST and gRPC: the token from TorchServe's key_file.json,
+per-request options, retries on 503/UNAVAILABLE, timeouts, and errors said in terms of what to do.
+
+Both send the same request options (``tta``, ``threshold``, ``format``, ``summary``): REST as
+``X-Nltool-<Option>`` headers, gRPC as extra entries of the ``input`` map beside ``data``.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from nltool.errors import NltoolError
+
+MAX_GRPC_MESSAGE = 2**31 - 1
+"""gRPC message limit on the client side (its default receive limit is 4 MiB, too small for masks)."""
+TOKEN_HELP = ("pass --token-file with the key_file.json TorchServe wrote in the folder it was started from "
+              "(its 'inference' key)")
 
 
 class ClientError(NltoolError):
@@ -27,48 +40,190 @@ def read_token(key_file: Path) -> str:
         raise ClientError(f"{key_file} is not TorchServe's key_file.json (no inference key)") from exc
 
 
-class RestClient:
+@dataclass(frozen=True)
+class RequestOptions:
+    """What one request asks of the server beyond its defaults (``None``: the server's setting)."""
+
+    tta: str | None = None
+    threshold: float | None = None
+    fmt: str | None = None
+    summary: bool = False
+
+    def fields(self) -> dict[str, str]:
+        """The options as the handler reads them: name -> text."""
+        fields = {"tta": self.tta, "threshold": self.threshold, "format": self.fmt}
+        out = {name: str(value) for name, value in fields.items() if value is not None}
+        if self.summary:
+            out["summary"] = "true"
+        return out
+
+
+def split_summary(payload: bytes) -> tuple[bytes, dict[str, Any]]:
+    """A summary answer -> (the mask/probability/GeoTIFF bytes, the summary without them)."""
+    summary = json.loads(payload)
+    return base64.b64decode(summary.pop("output_base64")), summary
+
+
+def handler_error(answer: bytes) -> tuple[int, str] | None:
+    """(status, message) when ``answer`` is the handler's JSON error body, else ``None``.
+
+    TorchServe's gRPC API answers OK with whatever body the handler wrote, dropping the 4xx status
+    the handler set (REST keeps it); successful answers are PNG/TIFF bytes or a summary without
+    ``code``, so the error body is recognised by its shape.
+    """
+    if not answer.startswith(b"{"):
+        return None
+    try:
+        body = json.loads(answer)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if isinstance(body, dict) and isinstance(body.get("code"), int) and "message" in body:
+        return body["code"], str(body["message"])
+    return None
+
+
+def _server_message(text: str) -> str:
+    """The ``message`` of the handler's JSON error body, or the text as it came."""
+    try:
+        return str(json.loads(text).get("message", text))
+    except (json.JSONDecodeError, AttributeError):
+        return text
+
+
+class BaseClient:
+    """What both transports share: the model, the token, retries; subclasses send one request."""
+
+    def __init__(self, model: str = "nllinknet", token: str | None = None, timeout: float = 600.0,
+                 retries: int = 3) -> None:
+        self.model, self.token, self.timeout, self.retries = model, token, timeout, retries
+
+    def _send(self, image: bytes, fields: dict[str, str]) -> tuple[bool, bytes, str]:
+        """One request: (retryable, answer, error message or '')."""
+        raise NotImplementedError
+
+    def _request(self, image: bytes, options: RequestOptions) -> bytes:
+        for attempt in range(self.retries + 1):
+            retryable, answer, error = self._send(image, options.fields())
+            if not error:
+                return answer
+            if not retryable or attempt == self.retries:
+                raise ClientError(error)
+            time.sleep(min(2**attempt, 10))
+        raise AssertionError("unreachable")
+
+    def predict(self, image: bytes, *, tta: str | None = None, threshold: float | None = None,
+                fmt: str | None = None) -> bytes:
+        """The mask (or probability PNG / GeoTIFF) bytes for ``image``."""
+        return self._request(image, RequestOptions(tta, threshold, fmt))
+
+    def predict_with_summary(self, image: bytes, *, tta: str | None = None, threshold: float | None = None,
+                             fmt: str | None = None) -> tuple[bytes, dict[str, Any]]:
+        """The answer bytes and the server's summary (size, road fraction, tiles, seconds per stage)."""
+        return split_summary(self._request(image, RequestOptions(tta, threshold, fmt, summary=True)))
+
+
+class RestClient(BaseClient):
     """``POST /predictions/<model>`` with the image bytes; options as X-Nltool-* headers."""
 
     def __init__(self, url: str = "http://127.0.0.1:8080", model: str = "nllinknet", token: str | None = None,
                  timeout: float = 600.0, retries: int = 3) -> None:
-        self.url, self.model, self.token, self.timeout, self.retries = url.rstrip("/"), model, token, timeout, retries
+        super().__init__(model, token, timeout, retries)
+        self.url = url.rstrip("/")
 
-    def predict(self, image: bytes, *, tta: str | None = None, threshold: float | None = None,
-                fmt: str | None = None) -> bytes:
-        """The mask (or probability/GeoTIFF) bytes for ``image``; retries 503 with back-off."""
+    def _send(self, image: bytes, fields: dict[str, str]) -> tuple[bool, bytes, str]:
         headers = {"Content-Type": "application/octet-stream"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        for name, value in (("Tta", tta), ("Threshold", threshold), ("Format", fmt)):
-            if value is not None:
-                headers[f"X-Nltool-{name}"] = str(value)
+        headers.update({f"X-Nltool-{name.capitalize()}": value for name, value in fields.items()})
         endpoint = f"{self.url}/predictions/{self.model}"
-        for attempt in range(self.retries + 1):
-            try:
-                response = requests.post(endpoint, data=image, headers=headers, timeout=self.timeout)
-            except requests.ConnectionError as exc:
-                raise ClientError(f"cannot reach TorchServe at {self.url}: is it running? ({exc})") from exc
-            except requests.Timeout as exc:
-                raise ClientError(f"no answer from {endpoint} within {self.timeout:.0f} s") from exc
-            if response.status_code != 503 or attempt == self.retries:
-                break
-            time.sleep(min(2**attempt, 10))
-        if response.ok:
-            return response.content
-        raise ClientError(self._explain(response))
-
-    def _explain(self, response: requests.Response) -> str:
-        text = response.text.strip()
         try:
-            message = json.loads(text).get("message", text)
-        except (json.JSONDecodeError, AttributeError):
-            message = text
-        if response.status_code == 400 and "Token Authorization failed" in text:
-            return ("TorchServe refused the token: pass --token-file with the key_file.json TorchServe wrote where "
-                    "it was started (the 'inference' key)")
-        if response.status_code == 404:
+            response = requests.post(endpoint, data=image, headers=headers, timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            return False, b"", f"cannot reach TorchServe at {self.url}: is it running? ({exc})"
+        except requests.Timeout:
+            return False, b"", f"no answer from {endpoint} within {self.timeout:.0f} s"
+        if response.ok:
+            return False, response.content, ""
+        return response.status_code == 503, b"", self._explain(response.status_code, response.text.strip())
+
+    def _explain(self, status: int, text: str) -> str:
+        message = _server_message(text)
+        if status == 400 and "Token Authorization failed" in text:
+            return f"TorchServe refused the token: {TOKEN_HELP}"
+        if status == 404:
             return f"TorchServe has no model {self.model!r} ({message}); check --model-name / the --models list"
-        if response.status_code == 413:
+        if status == 413:
             return f"the image is too large for this server: {message}"
-        return f"TorchServe answered {response.status_code}: {message}"
+        return f"TorchServe answered {status}: {message}"
+
+
+class GrpcClient(BaseClient):
+    """TorchServe's gRPC ``Predictions``: the image as ``input['data']``, options beside it, the token
+    as ``authorization: Bearer`` metadata; message limits raised for large images."""
+
+    def __init__(self, target: str = "127.0.0.1:7070", model: str = "nllinknet", token: str | None = None,
+                 timeout: float = 600.0, retries: int = 3, max_message_bytes: int = MAX_GRPC_MESSAGE) -> None:
+        import grpc
+
+        from serving.grpc_stubs import load_stubs
+
+        super().__init__(model, token, timeout, retries)
+        self.target = target
+        self._grpc = grpc
+        self._messages, services = load_stubs()
+        options = [("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.max_receive_message_length", max_message_bytes)]
+        self._channel = grpc.insecure_channel(target, options=options)
+        self._stub = services.InferenceAPIsServiceStub(self._channel)
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")] if self.token else []
+
+    def ping(self) -> str:
+        """TorchServe's health status (``Healthy``)."""
+        from google.protobuf import empty_pb2
+
+        try:
+            health = self._stub.Ping(empty_pb2.Empty(), metadata=self._metadata(), timeout=self.timeout).health
+        except self._grpc.RpcError as exc:
+            raise ClientError(self._explain(exc)) from exc
+        return str(json.loads(health).get("status", health))
+
+    def _send(self, image: bytes, fields: dict[str, str]) -> tuple[bool, bytes, str]:
+        inputs = {"data": image, **{name: value.encode() for name, value in fields.items()}}
+        request = self._messages.PredictionsRequest(model_name=self.model, input=inputs)
+        try:
+            response = self._stub.Predictions(request, metadata=self._metadata(), timeout=self.timeout)
+        except self._grpc.RpcError as exc:
+            return self._retryable(exc), b"", self._explain(exc)
+        error = handler_error(response.prediction)
+        if error is not None:
+            status, message = error
+            return False, b"", (f"the image is too large for this server: {message}" if status == 413
+                                else f"TorchServe answered {status}: {message}")
+        return False, response.prediction, ""
+
+    def _retryable(self, exc: Any) -> bool:
+        """UNAVAILABLE from a server that is up (no free worker); not a refused connection."""
+        details = str(exc.details() or "")
+        return exc.code() == self._grpc.StatusCode.UNAVAILABLE and "failed to connect" not in details.lower()
+
+    def _explain(self, exc: Any) -> str:
+        code, details = exc.code(), str(exc.details() or "")
+        codes = self._grpc.StatusCode
+        message = _server_message(details)
+        if "Token Authorization failed" in details or code == codes.UNAUTHENTICATED:
+            return f"TorchServe refused the token: {TOKEN_HELP}"
+        if code == codes.NOT_FOUND or "Model not found" in details:
+            return f"TorchServe has no model {self.model!r} ({message}); check --model-name / the --models list"
+        if code == codes.RESOURCE_EXHAUSTED:
+            return f"the image is too large for this server or client message limit: {message}"
+        if code == codes.DEADLINE_EXCEEDED:
+            return f"no answer from {self.target} within {self.timeout:.0f} s"
+        if code == codes.UNAVAILABLE:
+            return f"cannot reach TorchServe's gRPC API at {self.target}: is it running? ({details})"
+        return f"TorchServe answered {code.name}: {message}"
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()

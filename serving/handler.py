@@ -4,15 +4,19 @@
 ``preprocess`` decodes each request (raw image bytes, or multipart ``data`` plus option fields;
 options may also come as ``X-Nltool-Tta`` / ``X-Nltool-Threshold`` / ``X-Nltool-Format`` headers);
 ``inference`` runs the same pipeline and mask writer as ``nltool predict``, so masks are
-byte-identical; ``postprocess`` answers each request with its mask or a JSON error and its own
-status (4xx for bad input), so a bad request never takes the worker down.
+byte-identical; ``postprocess`` answers each request with its mask (or, with ``summary=true``, a
+JSON summary carrying the mask in base64) or a JSON error with its own status (4xx for bad input),
+so a bad request never takes the worker down. Every answered request adds custom metrics
+(tiles, per-stage latency) through TorchServe's metrics API.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +26,17 @@ from ts.torch_handler.base_handler import BaseHandler
 from nltool.errors import ImageError, NltoolError
 from nltool.imagery import open_image, output_name
 from nltool.inference import InferencePipeline, load_backend
+from nltool.inference.backends.base import TimedBackend
 from nltool.inference.predict import write_output
-from serving.settings import OVERRIDABLE, RequestError, ServingRequest, ServingSettings
+from serving.settings import (
+    REQUEST_OPTIONS,
+    RequestError,
+    ServingRequest,
+    ServingSettings,
+    wants_summary,
+)
 
-CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff"}
+CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff", "json": "application/json"}
 REASONS = {400: "Bad Request", 413: "Payload Too Large"}
 
 
@@ -49,7 +60,7 @@ class NLLinkNetHandler(BaseHandler):
 
     def _options(self, row: dict[str, Any], idx: int) -> dict[str, str]:
         options = {}
-        for name in OVERRIDABLE:
+        for name in REQUEST_OPTIONS:
             value = row.get(name)
             if value is None and self.context is not None:
                 value = self.context.get_request_header(idx, f"X-Nltool-{name.capitalize()}")
@@ -71,10 +82,11 @@ class NLLinkNetHandler(BaseHandler):
         return requests
 
     def inference(self, requests: list[ServingRequest], *args: Any, **kwargs: Any) -> list[ServingRequest]:
-        for request in requests:
+        for idx, request in enumerate(requests):
             if request.error is None:
                 try:
-                    request.answer, request.fmt = self._predict(request.image, request.options)  # type: ignore[arg-type]
+                    self._predict(request)
+                    self._add_metrics(request.summary, idx)  # type: ignore[arg-type]
                 except RequestError as exc:
                     request.error = exc
                 except ImageError as exc:
@@ -84,13 +96,39 @@ class NLLinkNetHandler(BaseHandler):
                     request.error = RequestError(str(exc))
         return requests
 
-    def _predict(self, image: bytes, options: dict[str, str]) -> tuple[bytes, str]:
-        config, fmt = self.settings.for_request(options)
-        pipeline = InferencePipeline(self.backend, config)
-        with open_image(image, max_pixels=config.max_pixels) as reader, tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / output_name(Path("request"), fmt)  # type: ignore[arg-type]
-            write_output(pipeline, reader, path, fmt)  # type: ignore[arg-type]
-            return path.read_bytes(), fmt
+    def _predict(self, request: ServingRequest) -> None:
+        """Fill ``request``'s answer, format and summary (timings per stage, in seconds)."""
+        options = request.options or {}
+        config, request.fmt = self.settings.for_request(options)
+        want_summary = wants_summary(options)
+        backend = TimedBackend(self.backend)
+        pipeline = InferencePipeline(backend, config)
+        started = time.perf_counter()
+        with open_image(request.image, max_pixels=config.max_pixels) as reader, tempfile.TemporaryDirectory() as tmp:  # type: ignore[arg-type]
+            decoded = time.perf_counter()
+            path = Path(tmp) / output_name(Path("request"), request.fmt)  # type: ignore[arg-type]
+            writer = write_output(pipeline, reader, path, request.fmt)  # type: ignore[arg-type]
+            request.answer = path.read_bytes()
+        total = time.perf_counter() - started
+        work = total - (decoded - started)
+        request.summary = {
+            "width": reader.width, "height": reader.height, "format": request.fmt,
+            "road_fraction": writer.road_pixels / writer.pixels, "tiles": pipeline.num_tiles(reader.height, reader.width),
+            "backend_images": backend.images, "tta": config.tta, "threshold": config.threshold,
+            "seconds": {"decode": decoded - started, "backend": backend.seconds, "encode": writer.encode_seconds,
+                        "tiling": work - backend.seconds - writer.encode_seconds, "handler": total},
+        }
+        if want_summary:
+            request.summary["output_base64"] = base64.b64encode(request.answer).decode("ascii")
+            request.answer, request.fmt = json.dumps(request.summary).encode(), "json"
+
+    def _add_metrics(self, summary: dict[str, Any], idx: int) -> None:
+        """Tiles processed and per-stage latency, as TorchServe custom metrics (model_metrics.log)."""
+        metrics = self.context.metrics
+        metrics.add_counter("NltoolTilesProcessed", summary["tiles"], idx)
+        metrics.add_counter("NltoolBackendImages", summary["backend_images"], idx)
+        for stage, seconds in summary["seconds"].items():
+            metrics.add_time(f"Nltool{stage.capitalize()}Latency", seconds * 1000.0, idx, "ms")
 
     def postprocess(self, requests: list[ServingRequest]) -> list[bytes]:
         answers = []

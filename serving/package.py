@@ -74,6 +74,9 @@ def config_properties(store: Path, settings: ServingSettings, ports: Ports) -> s
         f"model_store={store.resolve()}",
         "disable_token_authorization=false",
         "enable_model_api=false",
+        # The handler's custom metrics (tiles, per-stage latency) at /metrics beside TorchServe's own.
+        "metrics_mode=prometheus",
+        "model_metrics_auto_detect=true",
         f"max_request_size={max_request}",
         f"max_response_size={max_response}",
         f"default_response_timeout={response_timeout(settings)}",

@@ -10,7 +10,10 @@ from nltool.imagery import OUTPUT_FORMATS
 from nltool.inference import TTA_MODES, PipelineConfig
 
 OVERRIDABLE = ("tta", "threshold", "format")
-"""Options a request may set (multipart fields, or ``X-Nltool-<Option>`` headers)."""
+"""Pipeline settings a request may override, within the limits of the served config."""
+REQUEST_OPTIONS = (*OVERRIDABLE, "summary")
+"""Everything a request may set: multipart/gRPC input fields, or ``X-Nltool-<Option>`` headers."""
+FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 class RequestError(NltoolError):
@@ -19,6 +22,14 @@ class RequestError(NltoolError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+def wants_summary(options: dict[str, str] | None) -> bool:
+    """Whether a request asked for the JSON summary instead of the bare image."""
+    value = (options or {}).get("summary", "false").strip().lower()
+    if value not in FLAGS:
+        raise RequestError(f"summary {value!r} is not a yes/no value; send true or false")
+    return FLAGS[value]
 
 
 @dataclass(frozen=True)
@@ -78,3 +89,5 @@ class ServingRequest:
     error: RequestError | None = None
     answer: bytes | None = None
     fmt: str = "png"
+    summary: dict[str, Any] | None = None
+    """Set when the request asked for it: size, road fraction, tiles and seconds per stage."""

@@ -1,4 +1,4 @@
-"""Serving end to end: `nltool package`, a real TorchServe on 127.0.0.1, the REST client.
+"""Serving end to end: `nltool package`, a real TorchServe on 127.0.0.1, the REST and gRPC clients.
 
 The server is started once for the module (free ports, a temporary model store and working
 folder, TorchServe's pid file kept in that folder) and stopped in a finaliser.
@@ -7,13 +7,9 @@ folder, TorchServe's pid file kept in that folder) and stopped in a finaliser.
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
-import socket
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,60 +24,11 @@ pytest.importorskip("ts", reason="TorchServe (the [serve] extra) is not installe
 if shutil.which("java") is None:
     pytest.skip("TorchServe needs Java (a JDK 17) on the PATH", allow_module_level=True)
 from export.onnx_export import export_onnx  # noqa: E402
-from serving.client import ClientError, RestClient, read_token  # noqa: E402
+from serving.client import BaseClient, ClientError, GrpcClient, RestClient  # noqa: E402
+from serving.server import LocalTorchServe, free_ports  # noqa: E402
 
 runner = CliRunner()
 MAX_PIXELS = 2_000_000
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-class Server:
-    """A TorchServe started from ``folder`` with the models of ``store``."""
-
-    def __init__(self, folder: Path, store: Path, ports: list[int], models: list[str]) -> None:
-        self.folder, self.url = folder, f"http://127.0.0.1:{ports[0]}"
-        self.env = {**os.environ, "TMPDIR": str(folder)}  # TorchServe keeps its pid file there
-        with (folder / "torchserve.out").open("w") as log:  # not a pipe: the JVM keeps its stdout open
-            subprocess.run(["torchserve", "--start", "--ncs", "--model-store", str(store), "--ts-config",
-                            str(store / "config.properties"), "--models", *[f"{m}={m}.mar" for m in models]],
-                           cwd=folder, env=self.env, check=True, stdout=log, stderr=subprocess.STDOUT, timeout=120)
-
-    def token(self) -> str:
-        return read_token(self.folder / "key_file.json")
-
-    def wait_ready(self, models: list[str], seconds: float = 180) -> None:
-        import requests
-
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                if (self.folder / "key_file.json").exists():
-                    headers = {"Authorization": f"Bearer {self.token()}"}
-                    ping = requests.get(f"{self.url}/ping", headers=headers, timeout=5)
-                    probe = _png(np.zeros((64, 64, 3), np.uint8))
-                    ready = all(requests.post(f"{self.url}/predictions/{m}", data=probe, timeout=60,
-                                              headers={**headers, "Content-Type": "application/octet-stream"}).ok
-                                for m in models)
-                    if ping.ok and ready:
-                        return
-            except requests.RequestException:
-                pass
-            time.sleep(2)
-        log = (self.folder / "logs" / "model_log.log")
-        raise RuntimeError("TorchServe did not become ready:\n" + (log.read_text()[-3000:] if log.exists() else ""))
-
-    def stop(self) -> None:
-        subprocess.run(["torchserve", "--stop"], cwd=self.folder, env=self.env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=120)
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -101,21 +48,18 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (server,
         model.decoder.head.conv3.weight.mul_(50)
     checkpoint = save_checkpoint(folder / "model.pt", model)
     onnx_path = export_onnx(model, folder / "model.onnx")
-    ports = _free_ports(5)
+    ports = free_ports()
     store = folder / "store"
-    port_args = ["--inference-port", str(ports[0]), "--management-port", str(ports[1]), "--metrics-port",
-                 str(ports[2]), "--grpc-port", str(ports[3]), "--grpc-management-port", str(ports[4])]
+    port_args = ["--inference-port", str(ports.inference), "--management-port", str(ports.management),
+                 "--metrics-port", str(ports.metrics), "--grpc-port", str(ports.grpc_inference),
+                 "--grpc-management-port", str(ports.grpc_management)]
     for name, artifact in (("onnxroads", onnx_path), ("ptroads", checkpoint)):
         result = runner.invoke(app, ["package", "--model", str(artifact), "--out", str(store), "--name", name,
                                      "--max-pixels", str(MAX_PIXELS), *port_args])
         assert result.exit_code == 0, result.output
         assert "torchserve --start" in result.output
-    server = Server(folder, store, ports, ["onnxroads", "ptroads"])
-    try:
-        server.wait_ready(["onnxroads", "ptroads"])
+    with LocalTorchServe(store, ["onnxroads", "ptroads"], folder, ports) as server:
         yield server, folder
-    finally:
-        server.stop()
 
 
 def test_config_is_loopback_only_with_token_auth_on(served) -> None:
@@ -127,7 +71,7 @@ def test_config_is_loopback_only_with_token_auth_on(served) -> None:
 
 
 @pytest.mark.parametrize("model_name,artifact", [("onnxroads", "model.onnx"), ("ptroads", "model.pt")])
-def test_rest_mask_is_byte_identical_to_predict(served, model_name: str, artifact: str) -> None:
+def test_rest_and_grpc_masks_are_byte_identical_to_predict(served, model_name: str, artifact: str) -> None:
     server, folder = served
     rgb = (np.random.default_rng(5).random((1100, 1500, 3)) * 255).astype(np.uint8)
     Image.fromarray(rgb).save(folder / f"scene_{model_name}.png")
@@ -136,24 +80,77 @@ def test_rest_mask_is_byte_identical_to_predict(served, model_name: str, artifac
                                     "cpu"])
     assert predicted.exit_code == 0, predicted.output
     expected = (folder / f"pred_{model_name}" / f"scene_{model_name}_mask.png").read_bytes()
-    out = folder / f"served_{model_name}.png"
-    result = runner.invoke(app, ["client", str(folder / f"scene_{model_name}.png"), "--out", str(out), "--url",
-                                 server.url, "--model-name", model_name, "--token-file",
-                                 str(folder / "key_file.json")])
+    for transport in (["--url", server.url], ["--grpc", server.grpc_target]):
+        out = folder / f"served_{model_name}_{transport[0][2:]}.png"
+        result = runner.invoke(app, ["client", str(folder / f"scene_{model_name}.png"), "--out", str(out), *transport,
+                                     "--model-name", model_name, "--token-file", str(folder / "key_file.json")])
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes() == expected, transport
+
+
+def test_grpc_ping_is_healthy(served) -> None:
+    server, _ = served
+    assert GrpcClient(server.grpc_target, "onnxroads", server.token()).ping() == "Healthy"
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_summary_reports_size_road_fraction_and_stage_times(served, transport: str) -> None:
+    server, folder = served
+    rgb = (np.random.default_rng(8).random((300, 420, 3)) * 255).astype(np.uint8)
+    client = _client(server, transport, "onnxroads")
+    mask_bytes, summary = client.predict_with_summary(_png(rgb))
+    assert mask_bytes == client.predict(_png(rgb))
+    mask = np.asarray(Image.open(__import__("io").BytesIO(mask_bytes)))
+    assert (summary["width"], summary["height"], summary["format"], summary["tiles"]) == (420, 300, "png", 1)
+    assert summary["road_fraction"] == pytest.approx(float((mask == 255).mean()))
+    stages = summary["seconds"]
+    assert set(stages) == {"decode", "tiling", "backend", "encode", "handler"}
+    assert 0 < stages["backend"] <= stages["handler"]
+    assert stages["decode"] + stages["tiling"] + stages["backend"] + stages["encode"] == pytest.approx(
+        stages["handler"])
+    out, summary_file = folder / f"summary_{transport}.png", folder / f"summary_{transport}.json"
+    Image.fromarray(rgb).save(folder / "summary_in.png")
+    address = ["--url", server.url] if transport == "rest" else ["--grpc", server.grpc_target]
+    result = runner.invoke(app, ["client", str(folder / "summary_in.png"), "--out", str(out), "--summary",
+                                 str(summary_file), *address, "--model-name", "onnxroads", "--token-file",
+                                 str(folder / "key_file.json"), "--force"])
     assert result.exit_code == 0, result.output
-    assert out.read_bytes() == expected
+    assert out.read_bytes() == mask_bytes and json.loads(summary_file.read_text())["width"] == 420
 
 
-def test_missing_token_is_refused_with_a_clear_message(served) -> None:
+def test_custom_metrics_reach_the_metrics_api(served) -> None:
+    import requests
+
+    server, _ = served
+    RestClient(server.url, "onnxroads", token=server.token()).predict(_png(np.zeros((64, 64, 3), np.uint8)))
+    text = requests.get(f"http://127.0.0.1:{server.ports.metrics}/metrics", timeout=30).text
+    lines = [line for line in text.splitlines() if line.startswith("Nltool") and 'ModelName="onnxroads"' in line]
+    names = {line.split("{")[0] for line in lines}
+    assert {"NltoolTilesProcessed", "NltoolBackendImages", "NltoolDecodeLatency", "NltoolTilingLatency",
+            "NltoolBackendLatency", "NltoolEncodeLatency", "NltoolHandlerLatency"} <= names
+    tiles = next(line for line in lines if line.startswith("NltoolTilesProcessed"))
+    assert float(tiles.rsplit(" ", 1)[1]) >= 1
+
+
+def _client(server: LocalTorchServe, transport: str, model: str, token: str | None = "server") -> BaseClient:
+    token = server.token() if token == "server" else token
+    if transport == "rest":
+        return RestClient(server.url, model, token=token)
+    return GrpcClient(server.grpc_target, model, token=token)
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_missing_token_is_refused_with_a_clear_message(served, transport: str) -> None:
     server, _ = served
     with pytest.raises(ClientError, match="TorchServe refused the token: pass --token-file"):
-        RestClient(server.url, "onnxroads", token=None).predict(_png(np.zeros((64, 64, 3), np.uint8)))
+        _client(server, transport, "onnxroads", token=None).predict(_png(np.zeros((64, 64, 3), np.uint8)))
 
 
-def test_unknown_model(served) -> None:
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_unknown_model(served, transport: str) -> None:
     server, _ = served
     with pytest.raises(ClientError, match="no model 'nope'"):
-        RestClient(server.url, "nope", token=server.token()).predict(_png(np.zeros((64, 64, 3), np.uint8)))
+        _client(server, transport, "nope").predict(_png(np.zeros((64, 64, 3), np.uint8)))
 
 
 def _truncated_png() -> bytes:
@@ -182,6 +179,23 @@ def test_bad_requests_get_json_4xx_and_the_worker_keeps_serving(served, body, op
     assert error["code"] == status and message in error["message"]
     good = RestClient(server.url, "onnxroads", token=server.token()).predict(_png(np.zeros((96, 96, 3), np.uint8)))
     assert Image.open(__import__("io").BytesIO(good)).size == (96, 96)
+
+
+@pytest.mark.parametrize("body,threshold,message", [
+    (b"", None, "TorchServe answered 400: empty request body"),
+    (b"just some text", None, "is not a PNG, JPEG or TIFF/GeoTIFF image"),
+    ("huge", None, "too large for this server: request body is 1500×1500 = 2.2 megapixels"),
+    ("small", 2.0, "threshold must be in [0, 1), got 2.0"),
+])
+def test_bad_grpc_requests_raise_clear_errors_and_the_worker_keeps_serving(served, body, threshold,
+                                                                            message) -> None:
+    server, _ = served
+    payload = {"huge": _png(np.zeros((1500, 1500, 3), np.uint8)),
+               "small": _png(np.zeros((64, 64, 3), np.uint8))}.get(body, body)
+    client = _client(server, "grpc", "onnxroads")
+    with pytest.raises(ClientError, match=re.escape(message)):
+        client.predict(payload, threshold=threshold)
+    assert Image.open(__import__("io").BytesIO(client.predict(_png(np.zeros((96, 96, 3), np.uint8))))).size == (96, 96)
 
 
 def test_geotiff_request_returns_a_georeferenced_geotiff(served) -> None:
@@ -219,4 +233,3 @@ def test_eight_concurrent_clients_five_requests_each(served) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = [answer for batch in pool.map(five, range(8)) for answer in batch]
     assert len(answers) == 40 and all(answer == expected for answer in answers)
-    assert json.loads(json.dumps({"ok": True}))["ok"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -20,3 +21,26 @@ class Backend(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """What runs where: backend name, artifact, device/providers; for reports and logs."""
+
+
+class TimedBackend(Backend):
+    """Wraps a backend and adds up the seconds spent inside it, to tell model time from pipeline
+    overhead (the serving summary, metrics and benchmarks report both)."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.seconds = 0.0
+        self.calls = 0
+        self.images = 0
+
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        started = time.perf_counter()
+        out = self.inner.run(batch)
+        self.seconds += time.perf_counter() - started
+        self.calls += 1
+        self.images += batch.shape[0]
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()

@@ -1,0 +1,133 @@
+"""A local TorchServe process: start it on free loopback ports, wait until a model answers, stop it.
+
+The demo, the serving tests and the load benchmark all run a real TorchServe; this is the one place
+that knows how. TorchServe keeps its pid file in ``$TMPDIR`` and writes ``key_file.json`` and
+``logs/`` in the folder it is started from, so each server gets its own folder and is stopped from
+there. :class:`LocalTorchServe` is a context manager whose exit stops the server even when the
+block was interrupted (Ctrl-C included).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import requests
+from PIL import Image
+
+from nltool.errors import NltoolError
+from serving.client import read_token
+from serving.package import Ports
+
+START_TIMEOUT_S = 120
+
+
+class ServerError(NltoolError):
+    """TorchServe could not be started, or did not become ready."""
+
+
+def free_ports() -> Ports:
+    """Five ports on 127.0.0.1 that were free a moment ago (inference, management, metrics, gRPC x2)."""
+    sockets = [socket.socket() for _ in range(5)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return Ports(*[s.getsockname()[1] for s in sockets])
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def probe_png(size: int = 64) -> bytes:
+    """A small black PNG: a request every served model answers quickly."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class LocalTorchServe:
+    """``torchserve --start`` for the models of a store written by ``nltool package``."""
+
+    def __init__(self, store: Path, models: list[str], folder: Path, ports: Ports) -> None:
+        self.store, self.models, self.folder, self.ports = store, models, folder, ports
+        self.url = f"http://127.0.0.1:{ports.inference}"
+        self.grpc_target = f"127.0.0.1:{ports.grpc_inference}"
+        self.env = {**os.environ, "TMPDIR": str(folder)}  # TorchServe keeps its pid file there
+        self.started = False
+
+    @property
+    def key_file(self) -> Path:
+        """Where TorchServe writes its tokens."""
+        return self.folder / "key_file.json"
+
+    @property
+    def model_log(self) -> Path:
+        """The workers' log (handler output and errors)."""
+        return self.folder / "logs" / "model_log.log"
+
+    def token(self) -> str:
+        """The inference token."""
+        return read_token(self.key_file)
+
+    def start(self) -> None:
+        """Start the server in the background (returns before the models are loaded)."""
+        if shutil.which("torchserve") is None:
+            raise ServerError("torchserve is not installed: pip install 'nltool[serve]'")
+        if shutil.which("java") is None:
+            raise ServerError("TorchServe needs Java 17 (a JDK) on the PATH")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        command = ["torchserve", "--start", "--ncs", "--model-store", str(self.store), "--ts-config",
+                   str(self.store / "config.properties"), "--models", *[f"{m}={m}.mar" for m in self.models]]
+        # Not a pipe: the JVM keeps its stdout open, and reading it would block.
+        with (self.folder / "torchserve.out").open("w") as log:
+            done = subprocess.run(command, cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=START_TIMEOUT_S)
+        self.started = True
+        if done.returncode != 0:
+            raise ServerError(f"torchserve --start failed; see {self.folder / 'torchserve.out'}")
+
+    def wait_ready(self, seconds: float = 180.0) -> None:
+        """Block until ping is healthy and every model answers a small request."""
+        probe = probe_png()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if self.key_file.exists():
+                    headers = {"Authorization": f"Bearer {self.token()}"}
+                    ping = requests.get(f"{self.url}/ping", headers=headers, timeout=5)
+                    post = {**headers, "Content-Type": "application/octet-stream"}
+                    if ping.ok and all(requests.post(f"{self.url}/predictions/{m}", data=probe, headers=post,
+                                                     timeout=60).ok for m in self.models):
+                        return
+            except (requests.RequestException, NltoolError):
+                pass
+            time.sleep(1)
+        tail = self.model_log.read_text()[-3000:] if self.model_log.exists() else "(no model log)"
+        raise ServerError(f"TorchServe did not become ready within {seconds:.0f} s; model log ends:\n{tail}")
+
+    def stop(self) -> None:
+        """``torchserve --stop`` from the server's folder (a no-op if it never started)."""
+        if self.started:
+            subprocess.run(["torchserve", "--stop"], cwd=self.folder, env=self.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=START_TIMEOUT_S)
+            self.started = False
+
+    def __enter__(self) -> LocalTorchServe:
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
