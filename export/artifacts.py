@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, file_sha256, onnx_metadata
-from export.parity import ParityReport, measure_parity, write_parity
+from export.parity import ParityCase, ParityReport, int8_cases, measure_parity, scene_case, write_parity
 from export.tensorrt_build import EngineProfile, Precision
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, import_onnxruntime
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
@@ -132,12 +134,23 @@ def _build(request: ExportRequest, model, reference: TorchBackend, staging: Path
         log(f"quantizing to INT8 with calibration images from {request.calib}")
         int8_path = quantize_int8(onnx_path, staging / "model.int8.onnx", request.calib)  # type: ignore[arg-type]
         reports.append(measure_parity(reference, OnnxRuntimeBackend(int8_path, providers=["CPUExecutionProvider"]),
-                                      str(request.out / "model.int8.onnx"), "int8"))
+                                      str(request.out / "model.int8.onnx"), "int8", int8_cases()))
     if request.trt:
         reports += _build_engines(request, onnx_path, reference, staging, log)
     if not request.onnx:
         onnx_path.unlink()
     return reports
+
+
+def engine_cases(profile: EngineProfile, precision: str) -> list[ParityCase]:
+    """Parity inputs inside the engine's optimization profile (an engine refuses other shapes):
+    noise at the smallest side (not for INT8, see :func:`int8_cases`) and synthetic scenes."""
+    side = min(max(512, profile.min_side), profile.max_side)
+    scenes = scene_case(min(4 if precision == "int8" else 2, profile.max_batch), side)
+    if precision == "int8":
+        return [scenes]
+    noise = torch.rand(1, 3, profile.min_side, profile.min_side, generator=torch.Generator().manual_seed(0)) * 255
+    return [ParityCase(f"random 1×{profile.min_side}×{profile.min_side}", noise), scenes]
 
 
 def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBackend, staging: Path,
@@ -160,7 +173,8 @@ def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBack
         log(f"building the TensorRT {precision} engine")
         sidecar = build_engine(source, plan, precision=precision, profile=request.profile,
                                workspace_gib=request.workspace_gib, timing_cache=staging / "timing.cache")
-        report = measure_parity(reference, TensorRTBackend(plan), str(request.out / plan.name), precision)
+        report = measure_parity(reference, TensorRTBackend(plan), str(request.out / plan.name), precision,
+                                engine_cases(request.profile, precision))
         write_sidecar(plan, {**sidecar, "parity": report.to_dict()})
         reports.append(report)
     return reports

@@ -19,7 +19,7 @@ from nltool.models import build_model, save_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not installed")
 from export.onnx_export import export_onnx  # noqa: E402
-from export.parity import ParityCase, measure_parity  # noqa: E402
+from export.parity import ParityCase, mask_iou, measure_parity  # noqa: E402
 
 runner = CliRunner()
 SHAPES = [(1, 3, 256, 256), (1, 3, 320, 512), (2, 3, 256, 256)]
@@ -147,3 +147,28 @@ def test_trt_without_gpu_fails_at_once_naming_what_is_missing(tmp_path: Path) ->
     assert result.exit_code == 1 and "TensorRT needs a CUDA GPU and none is visible" in result.output
     result = _export("--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--fp16")
     assert result.exit_code == 1 and "--fp16 applies to TensorRT engines" in result.output
+
+
+def test_mask_iou_is_a_json_number_for_overlapping_masks() -> None:
+    """parity.json must be writable when masks overlap (a trained model's), not only when both are empty."""
+    a = np.zeros((8, 8), bool)
+    b = np.zeros((8, 8), bool)
+    a[:4], b[2:6] = True, True
+    iou = mask_iou(a, b)
+    assert type(iou) is float and iou == pytest.approx(16 / 48)
+    assert json.loads(json.dumps({"iou": iou}))["iou"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_engine_parity_inputs_fit_the_optimization_profile(precision: str) -> None:
+    """A TensorRT engine refuses shapes outside its profile; the parity inputs must all fit it."""
+    from export.artifacts import engine_cases
+    from export.tensorrt_build import EngineProfile
+
+    for profile in (EngineProfile(), EngineProfile(min_side=256, opt_side=256, max_side=256, max_batch=1)):
+        cases = engine_cases(profile, precision)
+        assert cases and all(
+            profile.min_batch <= c.batch.shape[0] <= profile.max_batch
+            and profile.min_side <= min(c.batch.shape[2:]) and max(c.batch.shape[2:]) <= profile.max_side
+            for c in cases)
+        assert precision != "int8" or all(c.name.startswith("synthetic scenes") for c in cases)
