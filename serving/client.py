@@ -1,5 +1,6 @@
 """Clients for a served nltool model, REST and gRPC: the token from TorchServe's key_file.json,
-per-request options, retries on 503/UNAVAILABLE, timeouts, and errors said in terms of what to do.
+per-request options, retries (503/UNAVAILABLE and refused connections, with back-off), timeouts,
+and errors said in terms of what to do.
 
 Both send the same request options (``tta``, ``threshold``, ``format``, ``summary``): REST as
 ``X-Nltool-<Option>`` headers, gRPC as extra entries of the ``input`` map beside ``data``.
@@ -38,6 +39,21 @@ def read_token(key_file: Path) -> str:
                           "it was started from; pass --token-file") from exc
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ClientError(f"{key_file} is not TorchServe's key_file.json (no inference key)") from exc
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): 1, 2, 4, 8, then 10."""
+    return float(min(2**attempt, 10))
+
+
+def wait_for_token(key_file: Path, retries: int) -> str:
+    """:func:`read_token`, waiting with back-off while the file does not exist yet (TorchServe
+    writes it a moment after ``torchserve --start`` returns)."""
+    for attempt in range(retries):
+        if key_file.exists():
+            break
+        time.sleep(backoff(attempt))
+    return read_token(key_file)
 
 
 @dataclass(frozen=True)
@@ -108,7 +124,7 @@ class BaseClient:
                 return answer
             if not retryable or attempt == self.retries:
                 raise ClientError(error)
-            time.sleep(min(2**attempt, 10))
+            time.sleep(backoff(attempt))
         raise AssertionError("unreachable")
 
     def predict(self, image: bytes, *, tta: str | None = None, threshold: float | None = None,
@@ -138,8 +154,8 @@ class RestClient(BaseClient):
         endpoint = f"{self.url}/predictions/{self.model}"
         try:
             response = requests.post(endpoint, data=image, headers=headers, timeout=self.timeout)
-        except requests.ConnectionError as exc:
-            return False, b"", f"cannot reach TorchServe at {self.url}: is it running? ({exc})"
+        except requests.ConnectionError as exc:  # retried: a server that is starting refuses connections
+            return True, b"", f"cannot reach TorchServe at {self.url}: is it running? ({exc})"
         except requests.Timeout:
             return False, b"", f"no answer from {endpoint} within {self.timeout:.0f} s"
         if response.ok:
@@ -204,9 +220,8 @@ class GrpcClient(BaseClient):
         return False, response.prediction, ""
 
     def _retryable(self, exc: Any) -> bool:
-        """UNAVAILABLE from a server that is up (no free worker); not a refused connection."""
-        details = str(exc.details() or "")
-        return exc.code() == self._grpc.StatusCode.UNAVAILABLE and "failed to connect" not in details.lower()
+        """UNAVAILABLE: no free worker, or a server that is still starting."""
+        return exc.code() == self._grpc.StatusCode.UNAVAILABLE
 
     def _explain(self, exc: Any) -> str:
         code, details = exc.code(), str(exc.details() or "")

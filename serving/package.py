@@ -41,6 +41,9 @@ class Ports:
     metrics: int = 8082
     grpc_inference: int = 7070
     grpc_management: int = 7071
+    worker: int = 9000
+    """First worker socket number: workers talk to the frontend over ``/tmp/.ts.sock.<n>``, shared by
+    every TorchServe on the machine, so two servers need different ranges."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ def config_properties(store: Path, settings: ServingSettings, ports: Ports) -> s
         "grpc_management_address=127.0.0.1",
         f"grpc_inference_port={ports.grpc_inference}",
         f"grpc_management_port={ports.grpc_management}",
+        f"initial_worker_port={ports.worker}",
         f"model_store={store.resolve()}",
         "disable_token_authorization=false",
         "enable_model_api=false",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -33,13 +34,33 @@ class ServerError(NltoolError):
     """TorchServe could not be started, or did not become ready."""
 
 
-def free_ports() -> Ports:
-    """Five ports on 127.0.0.1 that were free a moment ago (inference, management, metrics, gRPC x2)."""
+SOCKET_DIR = Path("/tmp")
+"""Where TorchServe's frontend puts worker sockets, whatever $TMPDIR says."""
+
+
+def free_worker_port(workers: int = 1) -> int:
+    """A first worker socket number whose next ``workers`` + 8 sockets no other TorchServe uses.
+
+    Every TorchServe numbers its worker sockets ``/tmp/.ts.sock.9000``, ``.9001``, ... and a
+    starting worker removes an existing socket of its name, so a second server on the machine (a
+    test run, a benchmark, the demo) would take over the first one's workers.
+    """
+    rng = random.Random()
+    for _ in range(1000):
+        first = rng.randrange(20000, 60000)
+        if not any((SOCKET_DIR / f".ts.sock.{first + i}").exists() for i in range(workers + 8)):
+            return first
+    raise ServerError(f"no free range of TorchServe worker sockets in {SOCKET_DIR}")
+
+
+def free_ports(workers: int = 1) -> Ports:
+    """Ports on 127.0.0.1 that were free a moment ago (inference, management, metrics, gRPC x2),
+    and a worker socket range no other TorchServe uses."""
     sockets = [socket.socket() for _ in range(5)]
     try:
         for s in sockets:
             s.bind(("127.0.0.1", 0))
-        return Ports(*[s.getsockname()[1] for s in sockets])
+        return Ports(*[s.getsockname()[1] for s in sockets], worker=free_worker_port(workers))
     finally:
         for s in sockets:
             s.close()

@@ -35,10 +35,30 @@ def test_help_lists_every_command_of_the_design() -> None:
     assert runner.invoke(app, ["data", "synth", "--help"]).exit_code == 0
 
 
-def test_grpc_client_says_it_is_not_in_this_build(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["client", str(tmp_path / "a.png"), "--out", str(tmp_path / "m.png"), "--grpc",
-                                 "127.0.0.1:7070"])
-    assert result.exit_code == 1 and "gRPC client is not in this build yet" in result.output
+def test_client_errors_without_a_server(tmp_path: Path) -> None:
+    """A missing image or token file, and a server that is not there, each give one clear line."""
+    import json
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "a.png").write_bytes(b"not read")
+    (tmp_path / "key_file.json").write_text(json.dumps({"inference": {"key": "k"}}))
+    common = ["--out", str(tmp_path / "m.png"), "--retries", "0"]
+    cases = [
+        (["client", str(tmp_path / "missing.png"), *common], "image not found"),
+        (["client", str(tmp_path / "a.png"), *common, "--token-file", str(tmp_path / "nope.json")],
+         "token file " + str(tmp_path / "nope.json") + " not found"),
+        (["client", str(tmp_path / "a.png"), *common, "--token-file", str(tmp_path / "key_file.json"), "--url",
+          f"http://127.0.0.1:{port}"], f"cannot reach TorchServe at http://127.0.0.1:{port}: is it running?"),
+        (["client", str(tmp_path / "a.png"), *common, "--token-file", str(tmp_path / "key_file.json"), "--grpc",
+          f"127.0.0.1:{port}", "--timeout", "5"], f"cannot reach TorchServe's gRPC API at 127.0.0.1:{port}"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+    assert not (tmp_path / "m.png").exists()
 
 
 def test_version() -> None:
