@@ -1,117 +1,315 @@
-"""``nltool demo``: show what this build of nltool does, end to end, on built-in synthetic input.
+"""``nltool demo``: the whole product on built-in synthetic roads, in one command, on a CPU.
 
-At this stage of the project the demo covers the foundation: every arch of the model family is
-built and checked against the paper's parameter counts, runs a forward pass, and the default arch
-survives a checkpoint round trip. It says plainly which stages are not in this build yet.
+Stages: synthesize a road dataset -> train NL34-LinkNet briefly -> evaluate on held-out scenes
+(with a figure per scene) -> export ONNX and INT8 with parity -> package a ``.mar`` -> start
+TorchServe on free loopback ports, request a held-out scene's mask over REST and check it equals
+the local pipeline's -> stop the server -> write ``report.md``/``report.json``.
+
+Like ``cli.py``, this module drives the stages (training/, export/, serving/), so it imports them
+inside the functions that need them; the rest of ``nltool/`` never does. The server is stopped
+when the demo ends in any way, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from nltool import __version__
-from nltool.models import (
-    DEFAULT_ARCH,
-    build_model,
-    count_parameters,
-    list_archs,
-    load_checkpoint,
-    save_checkpoint,
-)
+from nltool.errors import NltoolError
+from nltool.fileio import atomic_path
 
-PENDING_STAGES = ("training", "evaluation", "ONNX/TensorRT export", "TorchServe serving")
+MARKER = ".nltool-demo"
+"""A file naming a folder as the demo's own, so ``--force`` never empties anything else."""
+MODEL_NAME = "nllinknet"
 
 
-@dataclass(frozen=True)
-class ArchRow:
-    """One line of the demo's table."""
-
-    arch: str
-    parameters: int
-    paper_params_m: float
-    matches_paper: bool
-    output_shape: tuple[int, ...]
-    forward_seconds: float
+class DemoError(NltoolError):
+    """The demo cannot run here (a missing extra or tool, an output folder in the way)."""
 
 
 @dataclass(frozen=True)
+class DemoConfig:
+    """The demo's sizes: the default run, or the ``--quick`` one that the tests run."""
+
+    train_scenes: int = 64
+    val_scenes: int = 16
+    size: int = 256
+    steps: int = 224
+    crop: int = 256
+    batch_size: int = 4
+    tta: str = "d4"
+    arch: str = "nl34-linknet"
+
+
+QUICK = DemoConfig(train_scenes=8, val_scenes=3, size=128, steps=6, crop=128)
+
+
+@dataclass
+class StageResult:
+    """One row of the report's table."""
+
+    stage: str
+    result: str
+    seconds: float
+
+
+@dataclass
 class DemoReport:
-    """Everything the demo measured, and where it wrote its files."""
+    """Everything the demo measured; ``report.json`` is this as JSON."""
 
-    rows: list[ArchRow]
-    checkpoint: Path
-    roundtrip_identical: bool
-    report_md: Path
-    report_json: Path
+    out: Path
+    config: DemoConfig
+    stages: list[StageResult] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
 
+    @property
+    def report_md(self) -> Path:
+        return self.out / "report.md"
 
-def _synthetic_batch(size: tuple[int, int], seed: int = 0) -> torch.Tensor:
-    """A reproducible 1×3×H×W RGB batch in 0-255 (a smooth field plus noise, not a real scene)."""
-    generator = torch.Generator().manual_seed(seed)
-    h, w = size
-    ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    base = torch.stack([90 + 60 * xs * ys, 110 + 50 * ys, 70 + 40 * xs])
-    noise = torch.randn(3, h, w, generator=generator) * 12
-    return (base + noise).clamp(0, 255).unsqueeze(0)
+    @property
+    def report_json(self) -> Path:
+        return self.out / "report.json"
 
 
-def _write_reports(out: Path, rows: list[ArchRow], checkpoint: Path, identical: bool) -> tuple[Path, Path]:
-    lines = [
-        f"# nltool {__version__} demo report",
-        "",
-        "| arch | parameters | paper Table II | matches | output | forward (s) |",
-        "|---|---|---|---|---|---|",
-        *(
-            f"| {r.arch} | {r.parameters / 1e6:.3f}M | {r.paper_params_m:.3f}M | {'yes' if r.matches_paper else 'NO'} "
-            f"| {'×'.join(map(str, r.output_shape))} | {r.forward_seconds:.2f} |"
-            for r in rows
-        ),
-        "",
-        f"Checkpoint round trip ({checkpoint.name}): {'identical outputs' if identical else 'OUTPUTS DIFFER'}.",
-        "",
-        "Models are untrained (random encoder); not in this build yet: " + ", ".join(PENDING_STAGES) + ".",
-        "",
-    ]
-    md = out / "report.md"
-    md.write_text("\n".join(lines))
-    js = out / "report.json"
-    js.write_text(json.dumps(
-        {"nltool_version": __version__, "rows": [asdict(r) for r in rows], "checkpoint": str(checkpoint),
-         "roundtrip_identical": identical, "pending_stages": list(PENDING_STAGES)},
-        indent=2,
-    ))
-    return md, js
+Echo = Callable[[str], None]
 
 
-def run_demo(out: Path, *, size: tuple[int, int] = (256, 384), progress: Callable[[str], None] = print) -> DemoReport:
-    """Build every arch, check parameter counts, run a forward pass, round-trip a checkpoint."""
+def check_requirements() -> None:
+    """Refuse at once, naming what to install, if a stage's extra or tool is missing."""
+    missing = [extra for module, extra in (("onnxruntime", "cpu"), ("ts", "serve"), ("grpc", "client"))
+               if find_spec(module) is None]
+    if missing:
+        raise DemoError(f"the demo exports ONNX and serves it with TorchServe; install the extras it needs: "
+                        f"pip install -e '.[demo]' (missing: {', '.join(missing)})")
+    for tool, hint in (("torch-model-archiver", "pip install -e '.[demo]'"),
+                       ("torchserve", "pip install -e '.[demo]'"),
+                       ("java", "install a Java 17 runtime (TorchServe's frontend is Java), e.g. apt install "
+                                "openjdk-17-jre-headless")):
+        if shutil.which(tool) is None:
+            raise DemoError(f"{tool} is not on the PATH: {hint}")
+
+
+def prepare_out(out: Path, force: bool) -> None:
+    """Create ``out``; an existing non-empty folder is replaced only with ``force`` and only if it
+    is an earlier demo's (it holds the marker file)."""
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"{out} is a file; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise DemoError(f"{out} is not empty; pass --force to replace an earlier demo there, or choose --out")
+        if not (out / MARKER).exists():
+            raise DemoError(f"{out} is not empty and was not written by nltool demo; refusing to delete it")
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    batch = _synthetic_batch(size)
-    rows: list[ArchRow] = []
-    for arch in list_archs():
-        progress(f"building {arch} and running a {size[0]}×{size[1]} forward pass")
-        model = build_model(arch).eval()
-        started = time.perf_counter()
-        with torch.inference_mode():
-            logits = model(model.config.normalization.apply(batch))
-        seconds = time.perf_counter() - started
-        params = count_parameters(model)
-        paper = model.config.spec.paper_params_m
-        rows.append(ArchRow(arch, params, paper, round(params / 1e6, 3) == paper, tuple(logits.shape), seconds))
+    (out / MARKER).write_text(f"written by nltool {__version__} demo\n")
 
-    progress(f"saving and reloading a {DEFAULT_ARCH} checkpoint")
-    model = build_model(DEFAULT_ARCH).eval()
-    checkpoint = save_checkpoint(out / f"{DEFAULT_ARCH}-untrained.pt", model)
-    reloaded = load_checkpoint(checkpoint).model
-    normalized = model.config.normalization.apply(batch)
-    with torch.inference_mode():
-        identical = torch.equal(model(normalized), reloaded(normalized))
-    md, js = _write_reports(out, rows, checkpoint, identical)
-    return DemoReport(rows=rows, checkpoint=checkpoint, roundtrip_identical=identical, report_md=md, report_json=js)
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt for the block, so cleanup (stopping TorchServe) runs."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Stages:
+    """Numbers the stages, announces each, times it and records its row."""
+
+    def __init__(self, report: DemoReport, echo: Echo, total: int) -> None:
+        self.report, self.echo, self.total, self.index = report, echo, total, 0
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[list[str]]:
+        self.index += 1
+        self.echo(f"[{self.index}/{self.total}] {name} ...")
+        started = time.perf_counter()
+        result: list[str] = []
+        yield result
+        seconds = time.perf_counter() - started
+        self.report.stages.append(StageResult(name, "; ".join(result), seconds))
+        self.echo(f"[{self.index}/{self.total}] {name}: {'; '.join(result)} ({seconds:.1f} s)")
+
+
+def run_demo(out: Path, *, quick: bool = False, force: bool = False, device: str = "auto",
+             echo: Echo = print, show_progress: bool = True) -> DemoReport:
+    """Run every stage into ``out`` and write the report; returns what it measured."""
+    check_requirements()
+    prepare_out(out, force)
+    config = QUICK if quick else DemoConfig()
+    report = DemoReport(out=out, config=config)
+    stages = _Stages(report, echo, total=7)
+    with sigterm_as_interrupt():
+        train_dir, val_dir = _synthesize(stages, out, config)
+        checkpoint = _train(stages, out, config, train_dir, val_dir, device, echo, show_progress)
+        _evaluate(stages, report, checkpoint, val_dir, device)
+        onnx_path = _export(stages, report, out, checkpoint, train_dir, echo)
+        store, ports, settings = _package(stages, out, onnx_path, config)
+        _serve(stages, report, out, (store, ports, settings), onnx_path, val_dir)
+    _write_report(stages, report)
+    return report
+
+
+def _synthesize(stages: _Stages, out: Path, config: DemoConfig) -> tuple[Path, Path]:
+    from training.synth import SynthConfig, write_synthetic_dataset
+
+    with stages.stage("synthesize road scenes") as result:
+        train_dir, val_dir = out / "data" / "train", out / "data" / "heldout"
+        write_synthetic_dataset(train_dir, SynthConfig(n=config.train_scenes, size=config.size, seed=0))
+        write_synthetic_dataset(val_dir, SynthConfig(n=config.val_scenes, size=config.size, seed=1))
+        stages.report.numbers["data"] = {"train_scenes": config.train_scenes, "heldout_scenes": config.val_scenes,
+                                         "size": config.size}
+        result.append(f"{config.train_scenes} training + {config.val_scenes} held-out scenes of "
+                      f"{config.size}×{config.size} in {out / 'data'}")
+    return train_dir, val_dir
+
+
+def _train(stages: _Stages, out: Path, config: DemoConfig, train_dir: Path, val_dir: Path, device: str,
+           echo: Echo, show_progress: bool) -> Path:
+    from training.config import TrainConfig
+    from training.trainer import Trainer
+
+    with stages.stage(f"train {config.arch}") as result:
+        train = TrainConfig(data=train_dir, val=val_dir, out=out / "run", arch=config.arch, encoder_weights="none",
+                            crop=config.crop, batch_size=config.batch_size, max_steps=config.steps, workers=1,
+                            device=device)
+        done = Trainer(train, log=echo, show_progress=show_progress).fit()
+        best = max(done.history, key=lambda row: row.get("val_mean_iou", float("-inf")))
+        stages.report.numbers["train"] = {
+            "arch": config.arch, "steps": done.global_step, "epochs": done.epochs_completed,
+            "best_val_iou": done.best_metric, "best_step": best["global_step"], "checkpoint": str(done.best),
+            "curve": [{"step": row["global_step"], "val_iou": row["val_mean_iou"], "loss": row["train_loss"]}
+                      for row in done.history]}
+        result.append(f"{done.global_step} steps from scratch, best held-out IoU {done.best_metric:.3f} "
+                      f"at step {best['global_step']}; {done.best}")
+    return done.best
+
+
+def _evaluate(stages: _Stages, report: DemoReport, checkpoint: Path, val_dir: Path, device: str) -> None:
+    from nltool.figures import save_figure, scene_figure
+    from nltool.inference import InferencePipeline, PipelineConfig, load_backend
+    from training.dataset import find_pairs
+    from training.evaluate import run_evaluation
+
+    with stages.stage(f"evaluate with {report.config.tta} TTA") as result:
+        pipeline = InferencePipeline(load_backend(checkpoint, device=device), PipelineConfig(tta=report.config.tta))
+
+        def draw(sample: Any, rgb: Any, truth: Any, mask: Any) -> None:
+            path = save_figure(scene_figure(rgb, truth, mask, title=sample.id), report.out / "figures" / f"{sample.id}.png")
+            report.figures.append(str(path.relative_to(report.out)))
+
+        scores = run_evaluation(pipeline, find_pairs(val_dir), val_dir, report.out / "eval.json", on_mask=draw)
+        mean, pooled = scores["mean_iou_per_image"]["value"], scores["pooled_iou"]["value"]
+        report.numbers["evaluate"] = {"mean_iou_per_image": mean, "pooled_iou": pooled, "tta": report.config.tta,
+                                      "per_image": scores["per_image"]}
+        result.append(f"mean IoU per image {mean:.3f}, pooled IoU {pooled:.3f} on {scores['n_images']} held-out "
+                      f"scenes; figures in {report.out / 'figures'}")
+
+
+def _export(stages: _Stages, report: DemoReport, out: Path, checkpoint: Path, train_dir: Path, echo: Echo) -> Path:
+    from export.artifacts import ExportRequest, export_artifacts
+
+    with stages.stage("export ONNX + INT8, check parity") as result:
+        done = export_artifacts(ExportRequest(checkpoint=checkpoint, out=out / "artifacts", int8=True,
+                                              calib=train_dir), log=echo)
+        report.numbers["export"] = {r.precision: {"artifact": r.artifact, "max_abs": r.max_abs,
+                                                  "min_mask_iou": r.min_mask_iou, "passed": r.passed,
+                                                  "tolerance": asdict(r.tolerance)} for r in done.reports}
+        for r in done.reports:
+            verdict = "pass" if r.passed else f"FAIL ({r.failure()})"
+            result.append(f"{r.precision.upper()} max abs Δprob {r.max_abs:.1e}, mask IoU {r.min_mask_iou:.4f}: {verdict}")
+    return out / "artifacts" / "model.onnx"
+
+
+def _package(stages: _Stages, out: Path, onnx_path: Path, config: DemoConfig) -> tuple[Path, Any, Any]:
+    from nltool.inference import PipelineConfig
+    from serving.package import package_model
+    from serving.server import free_ports
+    from serving.settings import ServingSettings
+
+    with stages.stage("package a TorchServe archive") as result:
+        settings = ServingSettings(pipeline=PipelineConfig(tta=config.tta))  # type: ignore[arg-type]
+        ports = free_ports()
+        done = package_model(onnx_path, out / "model_store", name=MODEL_NAME, settings=settings, ports=ports)
+        result.append(f"{done.mar} ({done.mar.stat().st_size / 2**20:.1f} MiB), config for free ports "
+                      f"{ports.inference} (REST) and {ports.grpc_inference} (gRPC) on 127.0.0.1")
+    return out / "model_store", ports, settings
+
+
+def _serve(stages: _Stages, report: DemoReport, out: Path, packaged: tuple[Path, Any, Any], onnx_path: Path,
+           val_dir: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from nltool.imagery import open_image
+    from nltool.inference import InferencePipeline, load_backend
+    from nltool.inference.predict import write_output
+    from nltool.metrics import road_iou
+    from serving.client import RestClient
+    from serving.server import LocalTorchServe
+    from training.dataset import find_pairs, read_sample
+
+    store, ports, settings = packaged
+    with stages.stage("serve with TorchServe and request over REST") as result:
+        sample = find_pairs(val_dir)[0]
+        served_path = out / "served" / f"{sample.id}_mask.png"
+        served_path.parent.mkdir(parents=True, exist_ok=True)
+        with LocalTorchServe(store, [MODEL_NAME], out / "serve", ports) as server:
+            started = time.perf_counter()
+            answer, summary = RestClient(server.url, MODEL_NAME, server.token()).predict_with_summary(
+                sample.image.read_bytes())
+            latency = time.perf_counter() - started
+        served_path.write_bytes(answer)
+        pipeline = InferencePipeline(load_backend(onnx_path, device="cpu"), settings.pipeline)
+        with open_image(sample.image) as reader, tempfile.TemporaryDirectory() as tmp:
+            local = write_output(pipeline, reader, Path(tmp) / "local.png", "png").path.read_bytes()
+        _, truth = read_sample(sample)
+        iou = road_iou(np.asarray(Image.open(served_path)) == 255, truth)
+        report.numbers["serve"] = {"scene": sample.id, "url": server.url, "latency_s": latency,
+                                   "identical_to_local_pipeline": answer == local, "iou_vs_truth": iou,
+                                   "server_summary": summary}
+        result.append(f"{sample.id} answered in {latency:.2f} s over REST "
+                      f"({'byte-identical to' if answer == local else 'DIFFERENT from'} the local pipeline's mask, "
+                      f"IoU {iou:.3f} vs truth); server stopped; {served_path}")
+
+
+def _write_report(stages: _Stages, report: DemoReport) -> None:
+    with stages.stage("write the report") as result:
+        data = {"nltool": __version__, "config": asdict(report.config), "stages": [asdict(s) for s in report.stages],
+                **report.numbers, "figures": report.figures}
+        with atomic_path(report.report_json) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, default=str))
+        with atomic_path(report.report_md) as tmp:
+            tmp.write_text(_markdown(report))
+        result.append(str(report.report_md))
+
+
+def _markdown(report: DemoReport) -> str:
+    numbers = report.numbers
+    lines = [f"# nltool demo (nltool {__version__})", "",
+             f"NL34-LinkNet trained from scratch for {numbers['train']['steps']} steps on synthetic roads "
+             f"({report.config.size}² scenes), on this machine. These are synthetic-data numbers: they show the "
+             "product working end to end, not the paper's DeepGlobe accuracy.", "",
+             "| stage | result | seconds |", "|---|---|---|"]
+    lines += [f"| {s.stage} | {s.result} | {s.seconds:.1f} |" for s in report.stages]
+    lines += ["", "## Held-out scenes", "", "| scene | IoU (checkpoint, "
+              f"{numbers['evaluate']['tta']} TTA) |", "|---|---|"]
+    lines += [f"| {scene} | {iou:.3f} |" for scene, iou in numbers["evaluate"]["per_image"].items()]
+    lines += ["", "Each figure: image | ground truth | prediction in red over the image.", ""]
+    lines += [f"![{Path(f).stem}]({f})" for f in report.figures]
+    return "\n".join(lines) + "\n"

@@ -8,19 +8,29 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nltool.fileio import atomic_path
 from nltool.inference.pipeline import InferencePipeline
 from nltool.metrics import IoUAccumulator
 from training.dataset import Sample, read_sample
 
+OnMask = Callable[[Sample, np.ndarray, np.ndarray, np.ndarray], None]
+"""Called with (sample, RGB image, truth, predicted uint8 mask) for each scored sample."""
+
 
 def evaluate_samples(pipeline: InferencePipeline, samples: Sequence[Sample],
-                     progress: Callable[[int], None] | None = None) -> IoUAccumulator:
-    """Predict a mask for every sample exactly as ``predict`` would, and score it against its truth."""
+                     progress: Callable[[int], None] | None = None, on_mask: OnMask | None = None
+                     ) -> IoUAccumulator:
+    """Predict a mask for every sample exactly as ``predict`` would, and score it against its truth;
+    ``on_mask`` sees each prediction (the demo draws its figures from it)."""
     scores = IoUAccumulator()
     for sample in samples:
         rgb, truth = read_sample(sample)
-        scores.update(pipeline.predict_mask(rgb) == 255, truth, sample.id)
+        mask = pipeline.predict_mask(rgb)
+        scores.update(mask == 255, truth, sample.id)
+        if on_mask:
+            on_mask(sample, rgb, truth, mask)
         if progress:
             progress(1)
     return scores
@@ -39,11 +49,11 @@ def evaluation_report(scores: IoUAccumulator, pipeline: InferencePipeline, data:
 
 
 def run_evaluation(pipeline: InferencePipeline, samples: Sequence[Sample], data: Path,
-                   json_path: Path | None = None, progress: Callable[[int], None] | None = None
-                   ) -> dict[str, Any]:
+                   json_path: Path | None = None, progress: Callable[[int], None] | None = None,
+                   on_mask: OnMask | None = None) -> dict[str, Any]:
     """Evaluate, build the report, and write it atomically to ``json_path`` if given."""
     started = time.perf_counter()
-    scores = evaluate_samples(pipeline, samples, progress)
+    scores = evaluate_samples(pipeline, samples, progress, on_mask)
     report = evaluation_report(scores, pipeline, data, time.perf_counter() - started)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

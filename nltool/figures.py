@@ -1,0 +1,51 @@
+"""Side-by-side figures of a scene: image | ground truth | prediction over the image.
+
+Used by ``nltool demo`` for its per-scene PNGs. Pillow only (no plotting library): three panels
+with a title strip; the overlay paints predicted road red, half transparent, over the image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from nltool.fileio import atomic_path
+
+ROAD_RGB = np.array([255, 40, 40], dtype=np.float32)
+OVERLAY_ALPHA = 0.55
+TITLE_HEIGHT = 18
+GAP = 4
+
+
+def overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``rgb`` with the pixels of ``mask`` (non-zero = road) blended towards red."""
+    out = rgb.astype(np.float32)
+    road = mask.astype(bool)
+    out[road] = (1 - OVERLAY_ALPHA) * out[road] + OVERLAY_ALPHA * ROAD_RGB
+    return out.round().astype(np.uint8)
+
+
+def scene_figure(rgb: np.ndarray, truth: np.ndarray, prediction: np.ndarray, title: str = "") -> Image.Image:
+    """One row of three panels with captions: the image, the truth (white road), the overlay."""
+    height, width = rgb.shape[:2]
+    truth_rgb = np.repeat((truth.astype(bool) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    panels = [("image", rgb), ("ground truth", truth_rgb), ("prediction (red)", overlay(rgb, prediction))]
+    figure = Image.new("RGB", (3 * width + 2 * GAP, height + 2 * TITLE_HEIGHT), "white")
+    draw = ImageDraw.Draw(figure)
+    if title:
+        draw.text((2, 2), title, fill="black")
+    for i, (caption, pixels) in enumerate(panels):
+        x = i * (width + GAP)
+        figure.paste(Image.fromarray(pixels), (x, 2 * TITLE_HEIGHT))
+        draw.text((x + 2, TITLE_HEIGHT + 2), caption, fill="black")
+    return figure
+
+
+def save_figure(figure: Image.Image, path: Path) -> Path:
+    """Write a figure as PNG atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        figure.save(tmp, format="PNG")
+    return path
