@@ -18,6 +18,7 @@ import torch
 
 from export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, file_sha256, onnx_metadata
 from export.parity import ParityCase, ParityReport, int8_cases, measure_parity, scene_case, write_parity
+from export.quantize import check_keep_float
 from export.tensorrt_build import EngineProfile, Precision
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, import_onnxruntime
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
@@ -38,6 +39,7 @@ class ExportRequest:
     fp16: bool = False
     int8: bool = False
     calib: Path | None = None
+    int8_keep_float: tuple[str, ...] = ()
     opset: int = DEFAULT_OPSET
     profile: EngineProfile = field(default_factory=EngineProfile)
     workspace_gib: float = 4.0
@@ -84,6 +86,9 @@ def check_request(request: ExportRequest) -> None:
                           "will serve, e.g. a few DeepGlobe *_sat.jpg scenes)")
     if request.fp16 and not request.trt:
         raise ExportError("--fp16 applies to TensorRT engines: add --trt")
+    if request.int8_keep_float and not request.int8:
+        raise ExportError("--int8-keep-float applies to INT8: add --int8 --calib DIR")
+    check_keep_float(request.int8_keep_float)
     if request.trt:
         require_cuda()
         import_tensorrt()
@@ -132,7 +137,8 @@ def _build(request: ExportRequest, model, reference: TorchBackend, staging: Path
         from export.quantize import quantize_int8
 
         log(f"quantizing to INT8 with calibration images from {request.calib}")
-        int8_path = quantize_int8(onnx_path, staging / "model.int8.onnx", request.calib)  # type: ignore[arg-type]
+        int8_path = quantize_int8(onnx_path, staging / "model.int8.onnx", request.calib,  # type: ignore[arg-type]
+                                  keep_float=request.int8_keep_float)
         reports.append(measure_parity(reference, OnnxRuntimeBackend(int8_path, providers=["CPUExecutionProvider"]),
                                       str(request.out / "model.int8.onnx"), "int8", int8_cases()))
     if request.trt:
@@ -166,7 +172,7 @@ def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBack
             from export.quantize import quantize_int8
 
             source = quantize_int8(onnx_path, staging / "model.int8.trt.onnx", request.calib,  # type: ignore[arg-type]
-                                   target="tensorrt")
+                                   target="tensorrt", keep_float=request.int8_keep_float)
         elif precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16"):
             source = fp16_onnx(onnx_path, staging / "model.fp16.onnx")
         plan = staging / f"model.{precision}.plan"

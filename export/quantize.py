@@ -2,10 +2,11 @@
 
 Calibration images go through the same preprocessing as inference (``nltool.imagery``: any
 supported format, RGB 0-255, centre tile of ``calib_size``, padded like the pipeline pads).
-Weights are quantized per channel; every Conv is quantized, everything else stays float. Measured
-on a trained NL34 (docs/performance.md): keeping the non-local theta/phi/g convs and the head conv
-in float as well gained at most 0.0015 mask IoU and cost 5-8% of the speed-up, and quantizing
-ConvTranspose made the model slower and less accurate, so neither is done.
+Weights are quantized per channel; every Conv is quantized by default, everything else stays
+float. Measured on a trained NL34 (docs/performance.md): quantizing ConvTranspose made the model
+slower and less accurate, so it is never done; keeping groups of Convs float (``keep_float``:
+the stem, the non-local blocks, the decoder) trades speed for mask agreement, which matters most
+for a model that is not yet sure of itself.
 
 Two flavours: ``cpu`` (uint8 activations, int8 weights: onnxruntime's fast path on x86) and
 ``tensorrt`` (symmetric int8 activations and weights, no quantized biases: what TensorRT's
@@ -15,7 +16,7 @@ explicit quantization accepts).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +35,15 @@ QUANTIZED_OPS = ["Conv"]
 """Only convolutions: onnxruntime has no int8 ConvTranspose kernel (QDQ around it only adds
 conversions), and MatMul/Softmax of the non-local attention, Add and Sigmoid stay float."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+KEEP_FLOAT_GROUPS: dict[str, tuple[str, ...]] = {
+    "stem": ("model.encoder.conv1", "model.encoder.bn1"),
+    "nonlocal": ("model.encoder.nonlocal",),
+    "decoder": ("model.decoder.",),
+}
+"""Convs that ``keep_float`` may leave in float, by the PyTorch modules they came from (the exporter
+records them in each node's ``pkg.torch.onnx.name_scopes``; a Conv fused with its BatchNorm carries
+the BatchNorm's name). Measured trade-offs: docs/performance.md."""
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 
 
 def calibration_batches(calib_dir: Path, size: int = 512, limit: int = 16) -> list[np.ndarray]:
@@ -58,15 +68,40 @@ def calibration_batches(calib_dir: Path, size: int = 512, limit: int = 16) -> li
     return batches
 
 
+def check_keep_float(groups: Sequence[str]) -> None:
+    """Refuse group names that are not keys of :data:`KEEP_FLOAT_GROUPS`."""
+    unknown = sorted(set(groups) - KEEP_FLOAT_GROUPS.keys())
+    if unknown:
+        raise ExportError(f"unknown --int8-keep-float group(s) {', '.join(unknown)}; choose from "
+                          f"{', '.join(KEEP_FLOAT_GROUPS)}")
+
+
+def float_conv_nodes(model: onnx.ModelProto, groups: Sequence[str]) -> list[str]:
+    """Names of the Conv nodes of ``groups`` (keys of :data:`KEEP_FLOAT_GROUPS`) in an nltool ONNX."""
+    check_keep_float(groups)
+    prefixes = tuple(prefix for group in groups for prefix in KEEP_FLOAT_GROUPS[group])
+    names = []
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == NAME_SCOPES), "")
+        if node.op_type == "Conv" and prefixes and any(f"'{prefix}" in scopes for prefix in prefixes):
+            names.append(node.name)
+    if groups and not names:
+        raise ExportError(f"{', '.join(groups)}: no Conv in this ONNX records those modules (it was not "
+                          "exported by this nltool); quantize without --int8-keep-float")
+    return names
+
+
 def quantize_int8(fp32_onnx: Path, out: Path, calib_dir: Path, *, target: Target = "cpu",
-                  calib_size: int = 512, calib_limit: int = 16) -> Path:
-    """Write a QDQ INT8 model with the same ``image``/``prob`` I/O as ``fp32_onnx``, atomically."""
+                  calib_size: int = 512, calib_limit: int = 16, keep_float: Sequence[str] = ()) -> Path:
+    """Write a QDQ INT8 model with the same ``image``/``prob`` I/O as ``fp32_onnx``, atomically;
+    the Convs of the ``keep_float`` groups stay float."""
     ort = import_onnxruntime()
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     batches = calibration_batches(calib_dir, calib_size, calib_limit)
+    excluded = float_conv_nodes(onnx.load(fp32_onnx), keep_float)
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -85,7 +120,7 @@ def quantize_int8(fp32_onnx: Path, out: Path, calib_dir: Path, *, target: Target
         with atomic_path(out) as dest:
             quantize_static(
                 str(prepared), str(dest), _Reader(), quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
+                op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=excluded, per_channel=True,
                 activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
                 extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
@@ -94,7 +129,8 @@ def quantize_int8(fp32_onnx: Path, out: Path, calib_dir: Path, *, target: Target
             quantized = onnx.load(dest)
             for prop in onnx.load(fp32_onnx).metadata_props:
                 quantized.metadata_props.add(key=prop.key, value=prop.value)
-            quantized.metadata_props.add(key="quantization", value=f"int8 QDQ ({target})")
+            kept = f", kept float: {', '.join(keep_float)}" if keep_float else ""
+            quantized.metadata_props.add(key="quantization", value=f"int8 QDQ ({target}){kept}")
             onnx.save_model(quantized, dest)
     ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # fails loudly if unloadable
     return out

@@ -18,7 +18,7 @@ from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import build_model, save_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not installed")
-from export.onnx_export import export_onnx  # noqa: E402
+from export.onnx_export import ExportError, export_onnx  # noqa: E402
 from export.parity import ParityCase, mask_iou, measure_parity  # noqa: E402
 
 runner = CliRunner()
@@ -103,6 +103,17 @@ def _export(*args: str) -> object:
     return runner.invoke(app, ["export", *args])
 
 
+def test_int8_keep_float_option_errors(tmp_path: Path) -> None:
+    ckpt = save_checkpoint(tmp_path / "m.pt", build_model("linknet"))
+    base = ["--checkpoint", str(ckpt), "--out", str(tmp_path / "out")]
+    result = _export(*base, "--int8-keep-float", "decoder")
+    assert result.exit_code == 1 and "--int8-keep-float applies to INT8: add --int8 --calib DIR" in result.output
+    result = _export(*base, "--int8", "--calib", str(tmp_path), "--int8-keep-float", "stem,head")
+    assert result.exit_code == 1 and "unknown --int8-keep-float group(s) head; choose from stem, nonlocal, decoder" \
+        in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_int8_without_calib_fails_at_once(tmp_path: Path) -> None:
     ckpt = save_checkpoint(tmp_path / "m.pt", build_model("linknet"))
     result = _export("--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--int8")
@@ -172,3 +183,30 @@ def test_engine_parity_inputs_fit_the_optimization_profile(precision: str) -> No
             and profile.min_side <= min(c.batch.shape[2:]) and max(c.batch.shape[2:]) <= profile.max_side
             for c in cases)
         assert precision != "int8" or all(c.name.startswith("synthetic scenes") for c in cases)
+
+
+def test_int8_keep_float_leaves_exactly_those_convs_unquantized(tmp_path: Path) -> None:
+    from export.quantize import float_conv_nodes, quantize_int8
+    from nltool.synthetic import render_scene, scene_rng
+    from PIL import Image
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    Image.fromarray(render_scene(64, scene_rng(7, 0))[0]).save(calib / "c0_sat.jpg")
+    torch.manual_seed(0)
+    fp32 = export_onnx(build_model("nl34-linknet").eval(), tmp_path / "m.onnx")
+    graph = onnx.load(fp32)
+    groups = {g: float_conv_nodes(graph, [g]) for g in ("stem", "nonlocal", "decoder")}
+    # stem: conv1 (fused with bn1); decoder: 4 blocks × two 1×1 convs + the head's two 3×3 convs;
+    # non-local (embedded Gaussian): theta, phi, g and W in each of the two blocks.
+    assert {g: len(n) for g, n in groups.items()} == {"stem": 1, "nonlocal": 8, "decoder": 10}
+    int8 = onnx.load(quantize_int8(fp32, tmp_path / "m.int8.onnx", calib, calib_size=64,
+                                   keep_float=["stem", "decoder"]))
+    dequantized = {out for node in int8.graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    convs = {node.name: node for node in int8.graph.node if node.op_type == "Conv"}
+    kept = set(groups["stem"] + groups["decoder"])
+    assert kept <= convs.keys()
+    assert all(convs[name].input[1] not in dequantized for name in kept)  # float weights
+    assert all(node.input[1] in dequantized for name, node in convs.items() if name not in kept)
+    with pytest.raises(ExportError, match="unknown --int8-keep-float group"):
+        float_conv_nodes(graph, ["head"])
