@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import io
 import json
 import os
 import shlex
@@ -37,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from benchmarks.common import machine_line, model_from, scene
 from export.onnx_export import export_onnx
+from nltool.imagery import encode_png
 from nltool.inference import PipelineConfig
 from serving.client import BaseClient, GrpcClient, RestClient
 from serving.package import package_model
@@ -48,20 +47,12 @@ from serving.server import LocalTorchServe, free_ports
 from serving.settings import ServingSettings
 
 MODEL_NAME = "nllinknet"
-"""Where TorchServe's JVM puts its workers' sockets (``java.io.tmpdir``, not ``$TMPDIR``): ``.ts.sock.<port>``."""
 STAGES = ("backend", "decode", "tiling", "encode")
 GOAL = 0.15
 
 
 class LoadError(RuntimeError):
     """An answer that differs from the reference mask or does not describe the request."""
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """The scene as the PNG bytes a client would send."""
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def make_client(transport: str, server: LocalTorchServe) -> BaseClient:
@@ -132,7 +123,7 @@ def main() -> None:
 
     command = "python -m benchmarks.serving_load " + shlex.join(sys.argv[1:])
     model = model_from(args.checkpoint, args.arch)
-    image = png_bytes(scene(args.size))
+    image = encode_png(scene(args.size))
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.out or Path(tmp)

@@ -17,7 +17,15 @@ from pathlib import Path
 import torch
 
 from export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, file_sha256, onnx_metadata
-from export.parity import ParityCase, ParityReport, int8_cases, measure_parity, scene_case, write_parity
+from export.parity import (
+    ParityCase,
+    ParityReport,
+    int8_cases,
+    measure_parity,
+    random_case,
+    scene_case,
+    write_parity,
+)
 from export.quantize import check_keep_float
 from export.tensorrt_build import EngineProfile, Precision
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, import_onnxruntime
@@ -155,8 +163,7 @@ def engine_cases(profile: EngineProfile, precision: str) -> list[ParityCase]:
     scenes = scene_case(min(4 if precision == "int8" else 2, profile.max_batch), side)
     if precision == "int8":
         return [scenes]
-    noise = torch.rand(1, 3, profile.min_side, profile.min_side, generator=torch.Generator().manual_seed(0)) * 255
-    return [ParityCase(f"random 1×{profile.min_side}×{profile.min_side}", noise), scenes]
+    return [random_case(1, profile.min_side, profile.min_side, torch.Generator().manual_seed(0)), scenes]
 
 
 def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBackend, staging: Path,

@@ -106,11 +106,15 @@ def scene_case(n: int = 2, size: int = 512, seed: int = 0) -> ParityCase:
     return ParityCase(f"synthetic scenes {n}×{size}×{size}", torch.from_numpy(scenes).permute(0, 3, 1, 2).float())
 
 
+def random_case(n: int, height: int, width: int, generator: torch.Generator) -> ParityCase:
+    """``n`` images of uniform random RGB 0-255 (noise: every pixel's path through the model differs)."""
+    return ParityCase(f"random {n}×{height}×{width}", torch.rand(n, 3, height, width, generator=generator) * 255)
+
+
 def default_cases(seed: int = 0) -> list[ParityCase]:
     """Random RGB at 256², 320×512 and batch 2 of 64×96, plus two 512² synthetic road scenes."""
     gen = torch.Generator().manual_seed(seed)
-    cases = [ParityCase(f"random {n}×{h}×{w}", torch.rand(n, 3, h, w, generator=gen) * 255)
-             for n, h, w in ((1, 256, 256), (1, 320, 512), (2, 64, 96))]
+    cases = [random_case(n, h, w, gen) for n, h, w in ((1, 256, 256), (1, 320, 512), (2, 64, 96))]
     return [*cases, scene_case(2, 512, seed)]
 
 

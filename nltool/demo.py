@@ -192,7 +192,7 @@ def _train(stages: _Stages, out: Path, config: DemoConfig, train_dir: Path, val_
                             crop=config.crop, batch_size=config.batch_size, max_steps=config.steps, workers=1,
                             device=device)
         done = Trainer(train, log=echo, show_progress=show_progress).fit()
-        best = max(done.history, key=lambda row: row.get("val_mean_iou", float("-inf")))
+        best = max(done.history, key=lambda row: row["val_mean_iou"])
         stages.report.numbers["train"] = {
             "arch": config.arch, "steps": done.global_step, "epochs": done.epochs_completed,
             "best_val_iou": done.best_metric, "best_step": best["global_step"], "checkpoint": str(done.best),

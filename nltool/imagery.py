@@ -335,7 +335,7 @@ class MaskWriter:
             raise ImageError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
         self.path, self.fmt, self.threshold = path, fmt, threshold
         self.road_pixels = 0
-        self.pixels = height * width
+        self._pixels = height * width
         self.encode_seconds = 0.0
         """Seconds spent encoding: thresholding rows plus finishing the file (reported by serving)."""
         self._dataset = None
@@ -361,6 +361,11 @@ class MaskWriter:
     def encode(self, prob: np.ndarray) -> np.ndarray:
         """The uint8 pixels this format stores for a block of probabilities."""
         return probability_to_uint8(prob) if self.fmt == "prob" else threshold_mask(prob, self.threshold)
+
+    @property
+    def road_fraction(self) -> float:
+        """Share of the image's pixels above the threshold (for ``prob`` too: what the mask would be)."""
+        return self.road_pixels / self._pixels
 
     def write_rows(self, y0: int, prob: np.ndarray, valid: np.ndarray | None) -> None:
         started = time.perf_counter()
@@ -396,6 +401,13 @@ class MaskWriter:
             fmt = "TIFF" if self.fmt == "tif" else "PNG"
             options = {"compression": "tiff_deflate"} if fmt == "TIFF" else {"optimize": False}
             Image.fromarray(self._buffer, mode="L").save(self.path, format=fmt, **options)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """An H×W×3 uint8 RGB array as PNG bytes (what a client sends a server)."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def output_name(input_path: Path, fmt: OutputFormat) -> str:

@@ -99,11 +99,9 @@ def handler_error(answer: bytes) -> tuple[int, str] | None:
 
 
 def _server_message(text: str) -> str:
-    """The ``message`` of the handler's JSON error body, or the text as it came."""
-    try:
-        return str(json.loads(text).get("message", text))
-    except (json.JSONDecodeError, AttributeError):
-        return text
+    """The ``message`` of a JSON error body (the handler's or TorchServe's), or the text as it came."""
+    error = handler_error(text.encode())
+    return text if error is None else error[1]
 
 
 class BaseClient:
@@ -116,6 +114,16 @@ class BaseClient:
     def _send(self, image: bytes, fields: dict[str, str]) -> tuple[bool, bytes, str]:
         """One request: (retryable, answer, error message or '')."""
         raise NotImplementedError
+
+    def _status_error(self, status: int, message: str) -> str:
+        """What an HTTP-style error status from TorchServe or the handler means, said for the user."""
+        if status == 401 or "Token Authorization failed" in message:
+            return f"TorchServe refused the token: {TOKEN_HELP}"
+        if status == 404:
+            return f"TorchServe has no model {self.model!r} ({message}); check --model-name / the --models list"
+        if status == 413:
+            return f"the image is too large for this server: {message}"
+        return f"TorchServe answered {status}: {message}"
 
     def _request(self, image: bytes, options: RequestOptions) -> bytes:
         for attempt in range(self.retries + 1):
@@ -160,17 +168,8 @@ class RestClient(BaseClient):
             return False, b"", f"no answer from {endpoint} within {self.timeout:.0f} s"
         if response.ok:
             return False, response.content, ""
-        return response.status_code == 503, b"", self._explain(response.status_code, response.text.strip())
-
-    def _explain(self, status: int, text: str) -> str:
-        message = _server_message(text)
-        if status == 400 and "Token Authorization failed" in text:
-            return f"TorchServe refused the token: {TOKEN_HELP}"
-        if status == 404:
-            return f"TorchServe has no model {self.model!r} ({message}); check --model-name / the --models list"
-        if status == 413:
-            return f"the image is too large for this server: {message}"
-        return f"TorchServe answered {status}: {message}"
+        status = response.status_code
+        return status == 503, b"", self._status_error(status, _server_message(response.text.strip()))
 
 
 class GrpcClient(BaseClient):
@@ -214,9 +213,7 @@ class GrpcClient(BaseClient):
             return self._retryable(exc), b"", self._explain(exc)
         error = handler_error(response.prediction)
         if error is not None:
-            status, message = error
-            return False, b"", (f"the image is too large for this server: {message}" if status == 413
-                                else f"TorchServe answered {status}: {message}")
+            return False, b"", self._status_error(*error)
         return False, response.prediction, ""
 
     def _retryable(self, exc: Any) -> bool:
@@ -228,9 +225,9 @@ class GrpcClient(BaseClient):
         codes = self._grpc.StatusCode
         message = _server_message(details)
         if "Token Authorization failed" in details or code == codes.UNAUTHENTICATED:
-            return f"TorchServe refused the token: {TOKEN_HELP}"
+            return self._status_error(401, message)
         if code == codes.NOT_FOUND or "Model not found" in details:
-            return f"TorchServe has no model {self.model!r} ({message}); check --model-name / the --models list"
+            return self._status_error(404, message)
         if code == codes.RESOURCE_EXHAUSTED:
             return f"the image is too large for this server or client message limit: {message}"
         if code == codes.DEADLINE_EXCEEDED:

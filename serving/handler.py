@@ -2,7 +2,7 @@
 
 ``initialize`` loads the archive's artifact and the ``nltool:`` section of its model-config.yaml;
 ``preprocess`` decodes each request (raw image bytes, or multipart ``data`` plus option fields;
-options may also come as ``X-Nltool-Tta`` / ``X-Nltool-Threshold`` / ``X-Nltool-Format`` headers);
+options may also come as ``X-Nltool-Tta`` / ``-Threshold`` / ``-Format`` / ``-Summary`` headers);
 ``inference`` runs the same pipeline and mask writer as ``nltool predict``, so masks are
 byte-identical; ``postprocess`` answers each request with its mask (or, with ``summary=true``, a
 JSON summary carrying the mask in base64) or a JSON error with its own status (4xx for bad input),
@@ -113,7 +113,7 @@ class NLLinkNetHandler(BaseHandler):
         work = total - (decoded - started)
         request.summary = {
             "width": reader.width, "height": reader.height, "format": request.fmt,
-            "road_fraction": writer.road_pixels / writer.pixels, "tiles": pipeline.num_tiles(reader.height, reader.width),
+            "road_fraction": writer.road_fraction, "tiles": pipeline.num_tiles(reader.height, reader.width),
             "backend_images": backend.images, "tta": config.tta, "threshold": config.threshold,
             "seconds": {"decode": decoded - started, "backend": backend.seconds, "encode": writer.encode_seconds,
                         "tiling": work - backend.seconds - writer.encode_seconds, "handler": total},

@@ -9,7 +9,6 @@ block was interrupted (Ctrl-C included).
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import shutil
@@ -21,9 +20,9 @@ from types import TracebackType
 
 import numpy as np
 import requests
-from PIL import Image
 
 from nltool.errors import NltoolError
+from nltool.imagery import encode_png
 from serving.client import read_token
 from serving.package import Ports
 
@@ -64,13 +63,6 @@ def free_ports(workers: int = 1) -> Ports:
     finally:
         for s in sockets:
             s.close()
-
-
-def probe_png(size: int = 64) -> bytes:
-    """A small black PNG: a request every served model answers quickly."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class LocalTorchServe:
@@ -116,7 +108,7 @@ class LocalTorchServe:
 
     def wait_ready(self, seconds: float = 180.0) -> None:
         """Block until ping is healthy and every model answers a small request."""
-        probe = probe_png()
+        probe = encode_png(np.zeros((64, 64, 3), np.uint8))  # a request every model answers quickly
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:

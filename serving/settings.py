@@ -90,4 +90,5 @@ class ServingRequest:
     answer: bytes | None = None
     fmt: str = "png"
     summary: dict[str, Any] | None = None
-    """Set when the request asked for it: size, road fraction, tiles and seconds per stage."""
+    """Size, road fraction, tiles and seconds per stage of an answered request: always filled (the
+    metrics come from it), sent to the client only when it asked for ``summary``."""

@@ -18,6 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nltool.cli import app
+from nltool.imagery import encode_png
 from nltool.models import build_model, save_checkpoint
 
 pytest.importorskip("ts", reason="TorchServe (the [serve] extra) is not installed")
@@ -29,14 +30,6 @@ from serving.server import LocalTorchServe, free_ports  # noqa: E402
 
 runner = CliRunner()
 MAX_PIXELS = 2_000_000
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +91,8 @@ def test_summary_reports_size_road_fraction_and_stage_times(served, transport: s
     server, folder = served
     rgb = (np.random.default_rng(8).random((300, 420, 3)) * 255).astype(np.uint8)
     client = _client(server, transport, "onnxroads")
-    mask_bytes, summary = client.predict_with_summary(_png(rgb))
-    assert mask_bytes == client.predict(_png(rgb))
+    mask_bytes, summary = client.predict_with_summary(encode_png(rgb))
+    assert mask_bytes == client.predict(encode_png(rgb))
     mask = np.asarray(Image.open(__import__("io").BytesIO(mask_bytes)))
     assert (summary["width"], summary["height"], summary["format"], summary["tiles"]) == (420, 300, "png", 1)
     assert summary["road_fraction"] == pytest.approx(float((mask == 255).mean()))
@@ -122,7 +115,7 @@ def test_custom_metrics_reach_the_metrics_api(served) -> None:
     import requests
 
     server, _ = served
-    RestClient(server.url, "onnxroads", token=server.token()).predict(_png(np.zeros((64, 64, 3), np.uint8)))
+    RestClient(server.url, "onnxroads", token=server.token()).predict(encode_png(np.zeros((64, 64, 3), np.uint8)))
     text = requests.get(f"http://127.0.0.1:{server.ports.metrics}/metrics", timeout=30).text
     lines = [line for line in text.splitlines() if line.startswith("Nltool") and 'ModelName="onnxroads"' in line]
     names = {line.split("{")[0] for line in lines}
@@ -143,18 +136,18 @@ def _client(server: LocalTorchServe, transport: str, model: str, token: str | No
 def test_missing_token_is_refused_with_a_clear_message(served, transport: str) -> None:
     server, _ = served
     with pytest.raises(ClientError, match="TorchServe refused the token: pass --token-file"):
-        _client(server, transport, "onnxroads", token=None).predict(_png(np.zeros((64, 64, 3), np.uint8)))
+        _client(server, transport, "onnxroads", token=None).predict(encode_png(np.zeros((64, 64, 3), np.uint8)))
 
 
 @pytest.mark.parametrize("transport", ["rest", "grpc"])
 def test_unknown_model(served, transport: str) -> None:
     server, _ = served
     with pytest.raises(ClientError, match="no model 'nope'"):
-        _client(server, transport, "nope").predict(_png(np.zeros((64, 64, 3), np.uint8)))
+        _client(server, transport, "nope").predict(encode_png(np.zeros((64, 64, 3), np.uint8)))
 
 
 def _truncated_png() -> bytes:
-    data = _png((np.random.default_rng(1).random((300, 300, 3)) * 255).astype(np.uint8))
+    data = encode_png((np.random.default_rng(1).random((300, 300, 3)) * 255).astype(np.uint8))
     return data[: len(data) // 2]
 
 
@@ -170,14 +163,14 @@ def test_bad_requests_get_json_4xx_and_the_worker_keeps_serving(served, body, op
     import requests
 
     server, _ = served
-    payload = {None: _truncated_png(), "huge": _png(np.zeros((1500, 1500, 3), np.uint8)),
-               "small": _png(np.zeros((64, 64, 3), np.uint8))}.get(body, body) if not isinstance(body, bytes) else body
+    payload = {None: _truncated_png(), "huge": encode_png(np.zeros((1500, 1500, 3), np.uint8)),
+               "small": encode_png(np.zeros((64, 64, 3), np.uint8))}.get(body, body) if not isinstance(body, bytes) else body
     headers = {"Authorization": f"Bearer {server.token()}", "Content-Type": "application/octet-stream", **options}
     response = requests.post(f"{server.url}/predictions/onnxroads", data=payload, headers=headers, timeout=120)
     assert response.status_code == status, response.text
     error = response.json()
     assert error["code"] == status and message in error["message"]
-    good = RestClient(server.url, "onnxroads", token=server.token()).predict(_png(np.zeros((96, 96, 3), np.uint8)))
+    good = RestClient(server.url, "onnxroads", token=server.token()).predict(encode_png(np.zeros((96, 96, 3), np.uint8)))
     assert Image.open(__import__("io").BytesIO(good)).size == (96, 96)
 
 
@@ -190,12 +183,12 @@ def test_bad_requests_get_json_4xx_and_the_worker_keeps_serving(served, body, op
 def test_bad_grpc_requests_raise_clear_errors_and_the_worker_keeps_serving(served, body, threshold,
                                                                             message) -> None:
     server, _ = served
-    payload = {"huge": _png(np.zeros((1500, 1500, 3), np.uint8)),
-               "small": _png(np.zeros((64, 64, 3), np.uint8))}.get(body, body)
+    payload = {"huge": encode_png(np.zeros((1500, 1500, 3), np.uint8)),
+               "small": encode_png(np.zeros((64, 64, 3), np.uint8))}.get(body, body)
     client = _client(server, "grpc", "onnxroads")
     with pytest.raises(ClientError, match=re.escape(message)):
         client.predict(payload, threshold=threshold)
-    assert Image.open(__import__("io").BytesIO(client.predict(_png(np.zeros((96, 96, 3), np.uint8))))).size == (96, 96)
+    assert Image.open(__import__("io").BytesIO(client.predict(encode_png(np.zeros((96, 96, 3), np.uint8))))).size == (96, 96)
 
 
 def test_geotiff_request_returns_a_georeferenced_geotiff(served) -> None:
@@ -223,7 +216,7 @@ def test_geotiff_request_returns_a_georeferenced_geotiff(served) -> None:
 def test_eight_concurrent_clients_five_requests_each(served) -> None:
     server, folder = served
     rgb = (np.random.default_rng(9).random((1024, 1024, 3)) * 255).astype(np.uint8)
-    image = _png(rgb)
+    image = encode_png(rgb)
     client = RestClient(server.url, "onnxroads", token=server.token(), timeout=600)
     expected = client.predict(image)
 

@@ -99,6 +99,6 @@ def predict_file(
         output=job.output,
         width=reader.width,
         height=reader.height,
-        road_fraction=writer.road_pixels / (reader.width * reader.height),
+        road_fraction=writer.road_fraction,
         seconds=time.perf_counter() - started,
     )
