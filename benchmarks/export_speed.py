@@ -23,9 +23,9 @@ import torch
 from PIL import Image
 
 from benchmarks.common import machine_line, model_from, scene
-from export.onnx_export import export_onnx
-from export.parity import mask_iou
-from export.quantize import quantize_int8
+from nltool.export.onnx_export import export_onnx
+from nltool.export.parity import mask_iou
+from nltool.export.quantize import quantize_int8
 from nltool.inference.backends.base import Backend
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.inference.backends.torch_backend import TorchBackend

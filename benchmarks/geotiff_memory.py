@@ -27,7 +27,7 @@ import torch
 from nltool.fileio import atomic_path
 from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.torch_backend import TorchBackend
-from nltool.inference.predict import PredictJob, predict_file
+from nltool.inference.jobs import PredictJob, predict_file
 from nltool.models import build_model
 
 src, dst, arch = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]

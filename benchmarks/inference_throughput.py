@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import machine_line, model_from, scene
-from export.onnx_export import export_onnx
+from nltool.export.onnx_export import export_onnx
 from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.base import TimedBackend
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend

@@ -38,13 +38,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import machine_line, model_from, scene
-from export.onnx_export import export_onnx
+from nltool.export.onnx_export import export_onnx
 from nltool.imagery import encode_png
 from nltool.inference import PipelineConfig
-from serving.client import BaseClient, GrpcClient, RestClient
-from serving.package import package_model
-from serving.server import LocalTorchServe, free_ports
-from serving.settings import ServingSettings
+from nltool.serving.client import BaseClient, GrpcClient, RestClient
+from nltool.serving.package import package_model
+from nltool.serving.server import LocalTorchServe, free_ports
+from nltool.serving.settings import ServingSettings
 
 MODEL_NAME = "nllinknet"
 STAGES = ("backend", "decode", "tiling", "encode")

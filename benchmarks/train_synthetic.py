@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from benchmarks.common import machine_line
-from training.config import TrainConfig
-from training.synth import SynthConfig, write_synthetic_dataset
-from training.trainer import Trainer
+from nltool.training.config import TrainConfig
+from nltool.data.synth import SynthConfig, write_synthetic_dataset
+from nltool.training.trainer import Trainer
 
 
 def main() -> None:

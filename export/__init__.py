@@ -1,1 +1,1 @@
-"""Export stage: ONNX, INT8 quantization, TensorRT engines and parity reports (issue #5)."""
+"""Export stage: ONNX, INT8 quantization, TensorRT engines and parity reports."""

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, file_sha256, onnx_metadata
-from export.parity import (
+from nltool.export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, file_sha256, onnx_metadata
+from nltool.export.parity import (
     ParityCase,
     ParityReport,
     int8_cases,
@@ -26,8 +26,8 @@ from export.parity import (
     scene_case,
     write_parity,
 )
-from export.quantize import check_keep_float
-from export.tensorrt_build import EngineProfile, Precision
+from nltool.export.quantize import check_keep_float
+from nltool.export.tensorrt_build import EngineProfile, Precision
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, import_onnxruntime
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
 from nltool.inference.backends.torch_backend import TorchBackend
@@ -142,7 +142,7 @@ def _build(request: ExportRequest, model, reference: TorchBackend, staging: Path
     reports.append(measure_parity(reference, OnnxRuntimeBackend(onnx_path, providers=["CPUExecutionProvider"]),
                                   str(request.out / "model.onnx"), "fp32"))
     if request.int8:
-        from export.quantize import quantize_int8
+        from nltool.export.quantize import quantize_int8
 
         log(f"quantizing to INT8 with calibration images from {request.calib}")
         int8_path = quantize_int8(onnx_path, staging / "model.int8.onnx", request.calib,  # type: ignore[arg-type]
@@ -168,7 +168,7 @@ def engine_cases(profile: EngineProfile, precision: str) -> list[ParityCase]:
 
 def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBackend, staging: Path,
                    log: Callable[[str], None]) -> list[ParityReport]:
-    from export.tensorrt_build import build_engine, fp16_onnx, write_sidecar
+    from nltool.export.tensorrt_build import build_engine, fp16_onnx, write_sidecar
     from nltool.inference.backends.tensorrt_backend import TensorRTBackend
 
     trt = import_tensorrt()
@@ -176,7 +176,7 @@ def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBack
     for precision in request.engine_precisions():
         source = onnx_path
         if precision == "int8":
-            from export.quantize import quantize_int8
+            from nltool.export.quantize import quantize_int8
 
             source = quantize_int8(onnx_path, staging / "model.int8.trt.onnx", request.calib,  # type: ignore[arg-type]
                                    target="tensorrt", keep_float=request.int8_keep_float)

@@ -28,7 +28,7 @@ from nltool.fileio import atomic_path
 from nltool.imagery import open_image
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, import_onnxruntime
 from nltool.inference.tiling import round_up
-from export.onnx_export import ExportError
+from nltool.export.onnx_export import ExportError
 
 Target = Literal["cpu", "tensorrt"]
 QUANTIZED_OPS = ["Conv"]

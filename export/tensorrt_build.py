@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import torch
 
-from export.onnx_export import ExportError
+from nltool.export.onnx_export import ExportError
 from nltool.fileio import atomic_path
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda

@@ -33,7 +33,7 @@ POOLED_IOU_DEFINITION = (
 def road_iou(pred: np.ndarray, truth: np.ndarray) -> float:
     """IoU of the road class for one H×W image; 1.0 when prediction and truth are both empty.
 
-    The both-empty rule is nltool's convention (issue #3): the authors' ``evaluate.py`` divides by
+    The both-empty rule is nltool's convention: the authors' ``evaluate.py`` divides by
     a zero union there. Inputs: bool, or uint8 holding only {0, 1} or only {0, 255}.
     """
     intersection, union = road_counts(pred, truth)

@@ -1,1 +1,1 @@
-"""Serving stage: the TorchServe handler, archive packaging, REST and gRPC clients (issue #6)."""
+"""Serving stage: the TorchServe handler, archive packaging, REST and gRPC clients."""

@@ -180,7 +180,7 @@ class GrpcClient(BaseClient):
                  timeout: float = 600.0, retries: int = 3, max_message_bytes: int = MAX_GRPC_MESSAGE) -> None:
         import grpc
 
-        from serving.grpc_stubs import load_stubs
+        from nltool.serving.grpc_stubs import load_stubs
 
         super().__init__(model, token, timeout, retries)
         self.target = target

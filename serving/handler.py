@@ -27,8 +27,8 @@ from nltool.errors import ImageError, NltoolError
 from nltool.imagery import open_image, output_name
 from nltool.inference import InferencePipeline, load_backend
 from nltool.inference.backends.base import TimedBackend
-from nltool.inference.predict import write_output
-from serving.settings import (
+from nltool.inference.jobs import write_output
+from nltool.serving.settings import (
     REQUEST_OPTIONS,
     RequestError,
     ServingRequest,

@@ -20,7 +20,7 @@ from nltool.errors import NltoolError
 from nltool.fileio import atomic_path
 from nltool.inference.backends import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES
 from nltool.inference.tta import TRANSFORMS
-from serving.settings import ServingSettings
+from nltool.serving.settings import ServingSettings
 
 HANDLER = Path(__file__).with_name("handler.py")
 NETTY_LIMIT = 2**31 - 1

@@ -23,8 +23,8 @@ import requests
 
 from nltool.errors import NltoolError
 from nltool.imagery import encode_png
-from serving.client import read_token
-from serving.package import Ports
+from nltool.serving.client import read_token
+from nltool.serving.package import Ports
 
 START_TIMEOUT_S = 120
 
@@ -69,7 +69,9 @@ class LocalTorchServe:
     """``torchserve --start`` for the models of a store written by ``nltool package``."""
 
     def __init__(self, store: Path, models: list[str], folder: Path, ports: Ports) -> None:
-        self.store, self.models, self.folder, self.ports = store, models, folder, ports
+        # TorchServe runs from ``folder``: relative paths would be read against the wrong folder.
+        self.store, self.folder = Path(store).resolve(), Path(folder).resolve()
+        self.models, self.ports = models, ports
         self.url = f"http://127.0.0.1:{ports.inference}"
         self.grpc_target = f"127.0.0.1:{ports.grpc_inference}"
         self.env = {**os.environ, "TMPDIR": str(folder)}  # TorchServe keeps its pid file there

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nltool.errors import NltoolError
-from training.augment import (
+from nltool.training.augment import (
     AugmentConfig,
     AugmentConfigError,
     build_eval_transform,

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import random_state_dict
-from nltool.cli import app
+from nltool.app.cli import app
 from nltool.models import build_model, save_checkpoint
 
 runner = CliRunner()
@@ -120,6 +120,6 @@ def test_every_command_help_describes_each_option() -> None:
 
 
 def test_module_entry_point_matches_console_script() -> None:
-    result = subprocess.run([sys.executable, "-c", "from nltool.cli import main; main()", "--version"],
+    result = subprocess.run([sys.executable, "-c", "from nltool.app.cli import main; main()", "--version"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("nltool ")

@@ -11,14 +11,8 @@ import torch
 from PIL import Image
 
 from nltool.errors import NltoolError
-from training.dataset import (
-    DatasetError,
-    RoadDataset,
-    Sample,
-    find_pairs,
-    split_samples,
-    validate_samples,
-)
+from nltool.data.deepglobe import DatasetError, Sample, find_pairs, split_samples, validate_samples
+from nltool.training.dataset import RoadDataset
 
 
 def write_pair(

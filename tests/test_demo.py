@@ -21,7 +21,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not 
 if shutil.which("java") is None:
     pytest.skip("TorchServe needs Java (a JDK 17) on the PATH", allow_module_level=True)
 
-from nltool.demo import QUICK, DemoError, prepare_out  # noqa: E402
+from nltool.app.demo import QUICK, DemoError, prepare_out  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -100,9 +100,9 @@ def test_sigterm_while_serving_stops_torchserve(quick_demo, tmp_path: Path) -> N
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from nltool.demo import sigterm_as_interrupt
-        from serving.server import LocalTorchServe, free_ports
-        from serving.package import Ports
+        from nltool.app.demo import sigterm_as_interrupt
+        from nltool.serving.server import LocalTorchServe, free_ports
+        from nltool.serving.package import Ports
         ports = Ports({_config_port(store, "inference_address")}, {_config_port(store, "management_address")},
                       {_config_port(store, "metrics_address")}, {_config_port(store, "grpc_inference_port")},
                       {_config_port(store, "grpc_management_port")}, {_config_port(store, "initial_worker_port")})

@@ -12,14 +12,14 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import random_state_dict
-from nltool.cli import app
+from nltool.app.cli import app
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import build_model, save_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not installed")
-from export.onnx_export import ExportError, export_onnx  # noqa: E402
-from export.parity import ParityCase, mask_iou, measure_parity  # noqa: E402
+from nltool.export.onnx_export import ExportError, export_onnx  # noqa: E402
+from nltool.export.parity import ParityCase, mask_iou, measure_parity  # noqa: E402
 
 runner = CliRunner()
 SHAPES = [(1, 3, 256, 256), (1, 3, 320, 512), (2, 3, 256, 256)]
@@ -77,7 +77,7 @@ def test_export_cli_from_an_authors_th_writes_onnx_and_parity(authors_th: Path, 
 
 
 def test_int8_qdq_runs_and_agrees_with_fp32_masks(tmp_path: Path) -> None:
-    from export.quantize import quantize_int8
+    from nltool.export.quantize import quantize_int8
     from nltool.synthetic import render_scene, scene_rng
     from PIL import Image
 
@@ -173,8 +173,8 @@ def test_mask_iou_is_a_json_number_for_overlapping_masks() -> None:
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_engine_parity_inputs_fit_the_optimization_profile(precision: str) -> None:
     """A TensorRT engine refuses shapes outside its profile; the parity inputs must all fit it."""
-    from export.artifacts import engine_cases
-    from export.tensorrt_build import EngineProfile
+    from nltool.export.artifacts import engine_cases
+    from nltool.export.tensorrt_build import EngineProfile
 
     for profile in (EngineProfile(), EngineProfile(min_side=256, opt_side=256, max_side=256, max_batch=1)):
         cases = engine_cases(profile, precision)
@@ -186,7 +186,7 @@ def test_engine_parity_inputs_fit_the_optimization_profile(precision: str) -> No
 
 
 def test_int8_keep_float_leaves_exactly_those_convs_unquantized(tmp_path: Path) -> None:
-    from export.quantize import float_conv_nodes, quantize_int8
+    from nltool.export.quantize import float_conv_nodes, quantize_int8
     from nltool.synthetic import render_scene, scene_rng
     from PIL import Image
 

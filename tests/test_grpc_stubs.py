@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.grpc_stubs import PACKAGE, PROTO
+from nltool.serving.grpc_stubs import PACKAGE, PROTO
 
 
 def test_shipped_proto_is_the_installed_torchserves_own() -> None:
@@ -20,7 +20,7 @@ def test_shipped_proto_is_the_installed_torchserves_own() -> None:
 
 def test_stubs_compile_into_an_empty_cache_and_are_reused(tmp_path: Path) -> None:
     pytest.importorskip("grpc_tools", reason="grpcio-tools (the [client] extra) is not installed")
-    code = ("from serving.grpc_stubs import load_stubs; m, s = load_stubs(); "
+    code = ("from nltool.serving.grpc_stubs import load_stubs; m, s = load_stubs(); "
             "print(m.PredictionsRequest(model_name='x', input={'data': b'1'}).model_name, s.InferenceAPIsServiceStub)")
     for _ in range(2):  # the second run finds the cache
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

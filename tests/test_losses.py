@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from nltool.errors import NltoolError
-from training.losses import LossConfigError, RoadLoss, soft_dice_loss
+from nltool.training.losses import LossConfigError, RoadLoss, soft_dice_loss
 
 LN3 = math.log(3.0)  # sigmoid(ln 3) = 3/4 exactly
 

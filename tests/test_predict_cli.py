@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from nltool.cli import app
+from nltool.app.cli import app
 from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import build_model, load_checkpoint, save_checkpoint

@@ -15,7 +15,7 @@ from conftest import REPO
 from PIL import Image
 
 if TYPE_CHECKING:
-    from serving.package import Ports
+    from nltool.serving.package import Ports
 
 
 def _readme_commands() -> list[str]:
@@ -68,7 +68,7 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     """Every command of the README's bash blocks in the tour, in order, in an empty folder: the
     synthetic walkthrough, the CPU export, then package, TorchServe, the REST, gRPC and curl clients."""
     pytest.importorskip("ts", reason="TorchServe (the [serve] extra) is not installed")
-    from serving.server import free_ports
+    from nltool.serving.server import free_ports
 
     env = {**os.environ, "TMPDIR": str(tmp_path)}  # TorchServe keeps its pid file there
     walkthrough = _readme_block("### 1. Synthetic roads, end to end by hand")
@@ -102,7 +102,7 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
 def _help(command: list[str]) -> str:
     from typer.testing import CliRunner
 
-    from nltool.cli import app
+    from nltool.app.cli import app
 
     done = CliRunner().invoke(app, [*command[1:], "--help"], terminal_width=200)
     assert done.exit_code == 0, done.output

@@ -16,7 +16,7 @@ import typer
 from conftest import REPO
 from typer.testing import CliRunner
 
-from nltool.cli import app
+from nltool.app.cli import app
 
 SCRIPTS = {"table2": REPO / "configs" / "paper" / "table2.sh", "table3": REPO / "configs" / "paper" / "table3.sh"}
 ROWS = {  # (arch, pairwise) of every row, as in the paper's Tables II and III

@@ -17,16 +17,16 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from nltool.cli import app
+from nltool.app.cli import app
 from nltool.imagery import encode_png
 from nltool.models import build_model, save_checkpoint
 
 pytest.importorskip("ts", reason="TorchServe (the [serve] extra) is not installed")
 if shutil.which("java") is None:
     pytest.skip("TorchServe needs Java (a JDK 17) on the PATH", allow_module_level=True)
-from export.onnx_export import export_onnx  # noqa: E402
-from serving.client import BaseClient, ClientError, GrpcClient, RestClient  # noqa: E402
-from serving.server import LocalTorchServe, free_ports  # noqa: E402
+from nltool.export.onnx_export import export_onnx  # noqa: E402
+from nltool.serving.client import BaseClient, ClientError, GrpcClient, RestClient  # noqa: E402
+from nltool.serving.server import LocalTorchServe, free_ports  # noqa: E402
 
 runner = CliRunner()
 MAX_PIXELS = 2_000_000

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from nltool.synthetic import render_scene, scene_rng
-from training.dataset import find_pairs, validate_samples
-from training.synth import SynthConfig, write_synthetic_dataset
+from nltool.data.deepglobe import find_pairs, validate_samples
+from nltool.data.synth import SynthConfig, write_synthetic_dataset
 
 SCENES = range(20)
 

@@ -64,7 +64,7 @@ def _bindings_library() -> bytes:
 
 
 def test_modules_import_without_tensorrt() -> None:
-    for module in ("nltool.inference.backends.tensorrt_backend", "export.tensorrt_build"):
+    for module in ("nltool.inference.backends.tensorrt_backend", "nltool.export.tensorrt_build"):
         importlib.import_module(module)
 
 

@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from nltool.cli import app
+from nltool.app.cli import app
 from nltool.models import load_checkpoint
-from training.config import TrainConfig
-from training.sampling import EpochSampler
-from training.schedule import PlateauSchedule
-from training.synth import SynthConfig, write_synthetic_dataset
-from training.trainer import Trainer
+from nltool.training.config import TrainConfig
+from nltool.training.sampling import EpochSampler
+from nltool.training.schedule import PlateauSchedule
+from nltool.data.synth import SynthConfig, write_synthetic_dataset
+from nltool.training.trainer import Trainer
 
 runner = CliRunner()
 

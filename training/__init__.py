@@ -1,1 +1,1 @@
-"""Training stage: DeepGlobe-layout datasets, augmentation, losses and the trainer (issue #3)."""
+"""Training stage: tensor datasets, augmentation, losses and the trainer."""

@@ -25,7 +25,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from nltool.errors import NltoolError
-from training.dataset import PairTransform
+from nltool.training.dataset import PairTransform
 
 SIDE_MULTIPLE = 32  # the model's input sides must be multiples of 32 (five stride-2 stages)
 MAX_SHIFT = 0.5  # beyond this a shifted window could show more border than image
@@ -143,7 +143,7 @@ class _PairPipeline:
         self.transform = transform
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Transform one pair; returns plain tensors, as :class:`~training.dataset.RoadDataset` does."""
+        """Transform one pair; returns plain tensors, as :class:`~nltool.training.dataset.RoadDataset` does."""
         image, mask = _pad_to(image, mask, self.crop)
         out_image, out_mask = self.transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
         return out_image.as_subclass(torch.Tensor), out_mask.as_subclass(torch.Tensor)

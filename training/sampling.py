@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from training.dataset import PairTransform
+from nltool.training.dataset import PairTransform
 
 _MIX = 1_000_003  # a prime that keeps (seed, epoch, index) seeds apart
 

@@ -25,14 +25,15 @@ from nltool.fileio import atomic_path
 from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import NLLinkNet, build_model, load_checkpoint, load_training_state, save_checkpoint
-from training.augment import AugmentConfig, build_train_transform
-from training.config import TrainConfig
-from training.dataset import RoadDataset, Sample, find_pairs, split_samples, validate_samples
-from training.distributed import DistInfo, barrier, broadcast_flag, init_distributed, mean_across_ranks, shutdown
-from training.evaluate import evaluate_samples
-from training.losses import RoadLoss
-from training.sampling import EpochSampler, SeededAugmentation
-from training.schedule import PlateauSchedule
+from nltool.training.augment import AugmentConfig, build_train_transform
+from nltool.training.config import TrainConfig
+from nltool.data.deepglobe import Sample, find_pairs, split_samples, validate_samples
+from nltool.training.dataset import RoadDataset
+from nltool.training.distributed import DistInfo, barrier, broadcast_flag, init_distributed, mean_across_ranks, shutdown
+from nltool.evaluation import evaluate_samples
+from nltool.training.losses import RoadLoss
+from nltool.training.sampling import EpochSampler, SeededAugmentation
+from nltool.training.schedule import PlateauSchedule
 
 METRIC_VAL = "val_mean_iou"
 METRIC_LOSS = "train_loss"

@@ -13,7 +13,7 @@ from nltool.models.config import ModelConfig
 from nltool.models.linknet import SIZE_MULTIPLE, NLLinkNet, check_input
 from nltool.models.nonlocal_block import PAIRWISE_FUNCTIONS, NonLocalBlock2d, Pairwise
 from nltool.models.normalization import Normalization
-from nltool.models.registry import build_model, count_parameters, list_archs
+from nltool.models.factory import build_model, count_parameters, list_archs
 
 __all__ = [
     "ARCHS",

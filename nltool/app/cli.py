@@ -11,7 +11,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -25,7 +24,7 @@ from nltool.models.nonlocal_block import PAIRWISE_FUNCTIONS
 class _NltoolGroup(TyperGroup):
     """Prints an :class:`NltoolError` as one ``error: ...`` line (exit 1) instead of a traceback."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: typer.Context) -> object:
         try:
             return super().invoke(ctx)
         except NltoolError as exc:
@@ -157,7 +156,7 @@ def demo(
     """The whole product on built-in synthetic roads: synthesize, train NL34-LinkNet, evaluate, export ONNX +
     INT8 with parity, package, serve with TorchServe on free loopback ports, request a mask over REST, and
     write a report with a figure per held-out scene. No dataset or GPU needed; under 10 minutes on 2 CPU cores."""
-    from nltool.demo import run_demo
+    from nltool.app.demo import run_demo
 
     report = run_demo(out, quick=quick, force=force, device=device, echo=typer.echo)
     exported = report.numbers["export"]
@@ -189,7 +188,7 @@ def predict(
     force: Annotated[bool, typer.Option(help="Overwrite outputs that already exist.")] = False,
 ) -> None:
     """Write a road mask for each input image (tiled, with optional test-time augmentation)."""
-    from nltool.inference.predict import plan_jobs, predict_file
+    from nltool.inference.jobs import plan_jobs, predict_file
 
     band_tuple = _parse_numbers(bands, int, "--bands") if bands else None
     fmt = output_format.value
@@ -230,7 +229,7 @@ def data_synth(
     force: Annotated[bool, typer.Option(help="Write into a folder that already holds scenes.")] = False,
 ) -> None:
     """Write synthetic road scenes in the DeepGlobe layout (roads, occluders, land cover)."""
-    from training.synth import SynthConfig, write_synthetic_dataset
+    from nltool.data.synth import SynthConfig, write_synthetic_dataset
 
     config = SynthConfig(n=n, size=size, seed=seed)
     with _progress("scenes") as bar:
@@ -268,8 +267,8 @@ def train(
     amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA (ignored on CPU).")] = True,
 ) -> None:
     """Train a model on DeepGlobe-layout data with the paper's recipe (CPU, CUDA, or torchrun DDP)."""
-    from training.config import TrainConfig
-    from training.trainer import Trainer
+    from nltool.training.config import TrainConfig
+    from nltool.training.trainer import Trainer
 
     if resume is None and (out / "last.pt").exists():
         raise typer.BadParameter(f"{out} already holds a run; continue it with --resume {out / 'last.pt'} "
@@ -307,8 +306,8 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from training.dataset import find_pairs
-    from training.evaluate import run_evaluation
+    from nltool.data.deepglobe import find_pairs
+    from nltool.evaluation import run_evaluation
 
     samples = find_pairs(data)
     pipeline = _pipeline(model, device, arch, pairwise, tile=tile, overlap=overlap, tta=tta, scales=scales,
@@ -356,8 +355,8 @@ def export(
     force: Annotated[bool, typer.Option(help="Replace artifacts already in --out.")] = False,
 ) -> None:
     """Export a checkpoint to ONNX (+ INT8, + TensorRT) and measure each artifact's parity."""
-    from export.artifacts import ExportRequest, export_artifacts
-    from export.tensorrt_build import EngineProfile
+    from nltool.export.artifacts import ExportRequest, export_artifacts
+    from nltool.export.tensorrt_build import EngineProfile
 
     request = ExportRequest(
         checkpoint=checkpoint, out=out, arch=arch.value if arch else None,
@@ -401,8 +400,8 @@ def package(
     force: Annotated[bool, typer.Option(help="Replace an existing archive of the same name.")] = False,
 ) -> None:
     """Package a model as a TorchServe archive and write a loopback-only, token-protected config."""
-    from serving.package import Ports, package_model
-    from serving.settings import ServingSettings
+    from nltool.serving.package import Ports, package_model
+    from nltool.serving.settings import ServingSettings
 
     settings = ServingSettings.from_dict({
         "tile": tile, "overlap": overlap, "tta": tta.value, "scales": _parse_numbers(scales, float, "--scales"),
@@ -440,7 +439,7 @@ def client(
     import json
 
     from nltool.fileio import atomic_path
-    from serving.client import (
+    from nltool.serving.client import (
         BaseClient,
         ClientError,
         GrpcClient,

@@ -169,7 +169,7 @@ def run_demo(out: Path, *, quick: bool = False, force: bool = False, device: str
 
 
 def _synthesize(stages: _Stages, out: Path, config: DemoConfig) -> tuple[Path, Path]:
-    from training.synth import SynthConfig, write_synthetic_dataset
+    from nltool.data.synth import SynthConfig, write_synthetic_dataset
 
     with stages.stage("synthesize road scenes") as result:
         train_dir, val_dir = out / "data" / "train", out / "data" / "heldout"
@@ -184,8 +184,8 @@ def _synthesize(stages: _Stages, out: Path, config: DemoConfig) -> tuple[Path, P
 
 def _train(stages: _Stages, out: Path, config: DemoConfig, train_dir: Path, val_dir: Path, device: str,
            echo: Echo, show_progress: bool) -> Path:
-    from training.config import TrainConfig
-    from training.trainer import Trainer
+    from nltool.training.config import TrainConfig
+    from nltool.training.trainer import Trainer
 
     with stages.stage(f"train {config.arch}") as result:
         train = TrainConfig(data=train_dir, val=val_dir, out=out / "run", arch=config.arch, encoder_weights="none",
@@ -204,10 +204,10 @@ def _train(stages: _Stages, out: Path, config: DemoConfig, train_dir: Path, val_
 
 
 def _evaluate(stages: _Stages, report: DemoReport, checkpoint: Path, val_dir: Path, device: str) -> None:
-    from nltool.figures import save_figure, scene_figure
+    from nltool.app.figures import save_figure, scene_figure
     from nltool.inference import InferencePipeline, PipelineConfig, load_backend
-    from training.dataset import find_pairs
-    from training.evaluate import run_evaluation
+    from nltool.data.deepglobe import find_pairs
+    from nltool.evaluation import run_evaluation
 
     with stages.stage(f"evaluate with {report.config.tta} TTA") as result:
         pipeline = InferencePipeline(load_backend(checkpoint, device=device), PipelineConfig(tta=report.config.tta))
@@ -225,7 +225,7 @@ def _evaluate(stages: _Stages, report: DemoReport, checkpoint: Path, val_dir: Pa
 
 
 def _export(stages: _Stages, report: DemoReport, out: Path, checkpoint: Path, train_dir: Path, echo: Echo) -> Path:
-    from export.artifacts import ExportRequest, export_artifacts
+    from nltool.export.artifacts import ExportRequest, export_artifacts
 
     with stages.stage("export ONNX + INT8, check parity") as result:
         done = export_artifacts(ExportRequest(checkpoint=checkpoint, out=out / "artifacts", int8=True,
@@ -241,9 +241,9 @@ def _export(stages: _Stages, report: DemoReport, out: Path, checkpoint: Path, tr
 
 def _package(stages: _Stages, out: Path, onnx_path: Path, config: DemoConfig) -> tuple[Path, Any, Any]:
     from nltool.inference import PipelineConfig
-    from serving.package import package_model
-    from serving.server import free_ports
-    from serving.settings import ServingSettings
+    from nltool.serving.package import package_model
+    from nltool.serving.server import free_ports
+    from nltool.serving.settings import ServingSettings
 
     with stages.stage("package a TorchServe archive") as result:
         settings = ServingSettings(pipeline=PipelineConfig(tta=config.tta))  # type: ignore[arg-type]
@@ -261,11 +261,11 @@ def _serve(stages: _Stages, report: DemoReport, out: Path, packaged: tuple[Path,
 
     from nltool.imagery import open_image
     from nltool.inference import InferencePipeline, load_backend
-    from nltool.inference.predict import write_output
+    from nltool.inference.jobs import write_output
     from nltool.metrics import road_iou
-    from serving.client import RestClient
-    from serving.server import LocalTorchServe
-    from training.dataset import find_pairs, read_sample
+    from nltool.serving.client import RestClient
+    from nltool.serving.server import LocalTorchServe
+    from nltool.data.deepglobe import find_pairs, read_sample
 
     store, ports, settings = packaged
     with stages.stage("serve with TorchServe and request over REST") as result:

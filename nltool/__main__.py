@@ -1,0 +1,5 @@
+"""``python -m nltool`` = ``nltool``."""
+
+from nltool.app.cli import main
+
+main()

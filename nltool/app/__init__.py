@@ -1,0 +1,1 @@
+"""The application on top of the core and the stages: the ``nltool`` command line and the demo."""

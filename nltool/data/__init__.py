@@ -1,0 +1,1 @@
+"""Labelled data: DeepGlobe-layout discovery, validation and reading, and synthetic datasets."""
