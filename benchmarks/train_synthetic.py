@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import machine_line
-from nltool.training.config import TrainConfig
 from nltool.data.synth import SynthConfig, write_synthetic_dataset
+from nltool.training.config import TrainConfig
 from nltool.training.trainer import Trainer
 
 

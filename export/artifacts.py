@@ -106,8 +106,8 @@ def check_request(request: ExportRequest) -> None:
         raise ExportError(f"{request.out} already holds {', '.join(existing)}; pass --force to replace them")
     try:
         request.out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=request.out, prefix=".nltool-write-test-")
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=request.out, prefix=".nltool-write-test-"):
+            pass
     except OSError as exc:
         raise ExportError(f"cannot write to {request.out}: {exc}") from exc
 
@@ -131,7 +131,7 @@ def export_artifacts(request: ExportRequest, log: Callable[[str], None] = print)
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _build(request: ExportRequest, model, reference: TorchBackend, staging: Path,  # noqa: ANN001
+def _build(request: ExportRequest, model, reference: TorchBackend, staging: Path,
            log: Callable[[str], None]) -> list[ParityReport]:
     reports: list[ParityReport] = []
     onnx_path = staging / "model.onnx"

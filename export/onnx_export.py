@@ -78,7 +78,8 @@ def export_onnx(model: NLLinkNet, path: str | os.PathLike[str], *, opset: int = 
                                     output_names=[OUTPUT_NAME], dynamic_shapes=dynamic, optimize=True,
                                     verbose=False)
     except Exception as exc:  # the exporter raises many internal error types
-        raise ExportError(f"torch.onnx.export failed for {model.config.arch}: {str(exc).strip().splitlines()[0]}") from exc
+        first_line = str(exc).strip().splitlines()[0]
+        raise ExportError(f"torch.onnx.export failed for {model.config.arch}: {first_line}") from exc
     proto = program.model_proto
     for key, value in (metadata or onnx_metadata(model)).items():
         proto.metadata_props.add(key=key, value=value)

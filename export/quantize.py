@@ -24,11 +24,11 @@ import numpy as np
 import onnx
 
 from nltool.errors import ImageError
+from nltool.export.onnx_export import ExportError
 from nltool.fileio import atomic_path
 from nltool.imagery import open_image
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, import_onnxruntime
 from nltool.inference.tiling import round_up
-from nltool.export.onnx_export import ExportError
 
 Target = Literal["cpu", "tensorrt"]
 QUANTIZED_OPS = ["Conv"]
@@ -96,8 +96,13 @@ def quantize_int8(fp32_onnx: Path, out: Path, calib_dir: Path, *, target: Target
     """Write a QDQ INT8 model with the same ``image``/``prob`` I/O as ``fp32_onnx``, atomically;
     the Convs of the ``keep_float`` groups stay float."""
     ort = import_onnxruntime()
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     batches = calibration_batches(calib_dir, calib_size, calib_limit)

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from nltool.data.deepglobe import Sample, read_sample
 from nltool.fileio import atomic_path
 from nltool.inference.pipeline import InferencePipeline
 from nltool.metrics import IoUAccumulator
-from nltool.data.deepglobe import Sample, read_sample
 
 OnMask = Callable[[Sample, np.ndarray, np.ndarray, np.ndarray], None]
 """Called with (sample, RGB image, truth, predicted uint8 mask) for each scored sample."""

@@ -131,7 +131,8 @@ class PillowReader(ImageReader):
             image = image.convert("RGBA" if "transparency" in image.info else "RGB")
             mode = image.mode
         if mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
-            raise ImageError(f"{name} is a grayscale image (mode {mode}); the model needs RGB. Convert it to RGB first.")
+            raise ImageError(f"{name} is a grayscale image (mode {mode}); the model needs RGB. "
+                             "Convert it to RGB first.")
         if any(";16" in str(getattr(tile, "args", "")) for tile in image.tile):
             raise ImageError(
                 f"{name} has 16 bits per channel, which Pillow cannot read in full; install rasterio "
@@ -172,7 +173,8 @@ class RasterioReader(ImageReader):
         count = self._ds.count
         if bands is not None:
             if len(bands) != 3 or any(not 1 <= b <= count for b in bands):
-                raise ImageError(f"--bands {','.join(map(str, bands))} does not fit {self.name}, which has bands 1-{count}")
+                listed = ",".join(map(str, bands))
+                raise ImageError(f"--bands {listed} does not fit {self.name}, which has bands 1-{count}")
             return bands
         interp = [ci.name for ci in self._ds.colorinterp]
         if all(c in interp for c in ("red", "green", "blue")):
@@ -312,7 +314,8 @@ def open_image(
         return _open_rasterio(rasterio, source, label, bands, max_pixels)
     image = _open_pillow(source, label, max_pixels)
     if kind == "TIFF" and any(tag in image.tag_v2 for tag in _GEOTIFF_TAGS):
-        raise ImageError(f"{label} is a GeoTIFF; install rasterio (pip install 'nltool[geo]') to keep its georeferencing")
+        raise ImageError(f"{label} is a GeoTIFF; install rasterio (pip install 'nltool[geo]') "
+                         "to keep its georeferencing")
     if kind == "PNG" and rasterio is not None and any(";16" in str(t.args) for t in image.tile):
         return _open_rasterio(rasterio, source, label, bands, max_pixels)
     if bands is not None:

@@ -71,7 +71,8 @@ class ServingSettings:
         """Inverse of :meth:`to_dict`; bad values raise as they would on the command line."""
         data = dict(data or {})
         pipeline_keys = PipelineConfig.__dataclass_fields__.keys()
-        pipeline = PipelineConfig(**{k: tuple(v) if k == "scales" else v for k, v in data.items() if k in pipeline_keys})
+        pipeline = PipelineConfig(**{k: tuple(v) if k == "scales" else v
+                                     for k, v in data.items() if k in pipeline_keys})
         rest = {k: v for k, v in data.items() if k not in pipeline_keys}
         if "allowed_tta" in rest:
             rest["allowed_tta"] = tuple(rest["allowed_tta"])

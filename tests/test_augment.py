@@ -60,7 +60,7 @@ def test_output_is_crop_by_crop_with_binary_mask(size: tuple[int, int]) -> None:
         assert out_image.dtype == torch.float32 and out_mask.dtype == torch.float32
         assert type(out_image) is torch.Tensor and type(out_mask) is torch.Tensor
         assert set(out_mask.unique().tolist()) <= {0.0, 1.0}
-        assert 0.0 <= out_image.min() and out_image.max() <= 255.0
+        assert out_image.min() >= 0.0 and out_image.max() <= 255.0
 
 
 def test_mask_stays_binary_and_image_in_range_with_default_config() -> None:

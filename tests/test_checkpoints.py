@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import random_state_dict
+
 from nltool.errors import CheckpointError
 from nltool.models import build_model, load_checkpoint, save_checkpoint
 from nltool.models.authors import from_authors_state_dict

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import torch
+from conftest import random_state_dict
 from typer.testing import CliRunner
 
-from conftest import random_state_dict
 from nltool.app.cli import app
 from nltool.models import build_model, save_checkpoint
 

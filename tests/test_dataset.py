@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from nltool.errors import NltoolError
 from nltool.data.deepglobe import DatasetError, Sample, find_pairs, split_samples, validate_samples
+from nltool.errors import NltoolError
 from nltool.training.dataset import RoadDataset
 
 

@@ -21,7 +21,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not 
 if shutil.which("java") is None:
     pytest.skip("TorchServe needs Java (a JDK 17) on the PATH", allow_module_level=True)
 
-from nltool.app.demo import QUICK, DemoError, prepare_out  # noqa: E402
+from nltool.app.demo import QUICK, DemoError, prepare_out
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,8 @@ def test_sigterm_while_serving_stops_torchserve(quick_demo, tmp_path: Path) -> N
         ports = Ports({_config_port(store, "inference_address")}, {_config_port(store, "management_address")},
                       {_config_port(store, "metrics_address")}, {_config_port(store, "grpc_inference_port")},
                       {_config_port(store, "grpc_management_port")}, {_config_port(store, "initial_worker_port")})
-        with sigterm_as_interrupt(), LocalTorchServe(Path({str(store)!r}), ["nllinknet"], Path({str(tmp_path)!r}), ports):
+        server = LocalTorchServe(Path({str(store)!r}), ["nllinknet"], Path({str(tmp_path)!r}), ports)
+        with sigterm_as_interrupt(), server:
             print("ready", flush=True)
             time.sleep(600)
     """)

@@ -9,17 +9,17 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import random_state_dict
 from typer.testing import CliRunner
 
-from conftest import random_state_dict
 from nltool.app.cli import app
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import build_model, save_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not installed")
-from nltool.export.onnx_export import ExportError, export_onnx  # noqa: E402
-from nltool.export.parity import ParityCase, mask_iou, measure_parity  # noqa: E402
+from nltool.export.onnx_export import ExportError, export_onnx
+from nltool.export.parity import ParityCase, mask_iou, measure_parity
 
 runner = CliRunner()
 SHAPES = [(1, 3, 256, 256), (1, 3, 320, 512), (2, 3, 256, 256)]
@@ -77,9 +77,10 @@ def test_export_cli_from_an_authors_th_writes_onnx_and_parity(authors_th: Path, 
 
 
 def test_int8_qdq_runs_and_agrees_with_fp32_masks(tmp_path: Path) -> None:
+    from PIL import Image
+
     from nltool.export.quantize import quantize_int8
     from nltool.synthetic import render_scene, scene_rng
-    from PIL import Image
 
     calib = tmp_path / "calib"
     calib.mkdir()
@@ -186,9 +187,10 @@ def test_engine_parity_inputs_fit_the_optimization_profile(precision: str) -> No
 
 
 def test_int8_keep_float_leaves_exactly_those_convs_unquantized(tmp_path: Path) -> None:
+    from PIL import Image
+
     from nltool.export.quantize import float_conv_nodes, quantize_int8
     from nltool.synthetic import render_scene, scene_rng
-    from PIL import Image
 
     calib = tmp_path / "calib"
     calib.mkdir()

@@ -153,7 +153,7 @@ def test_geotiff_mask_writer_copies_crs_transform_and_nodata(tmp_path: Path) -> 
     with open_image(tmp_path / "in.tif") as reader:
         writer = MaskWriter(tmp_path / "out.tif", "tif", 0.5, reader.height, reader.width, reader.georef)
         for y0 in range(0, 300, 100):
-            rows, valid = reader.read_rows(y0, y0 + 100)
+            _rows, valid = reader.read_rows(y0, y0 + 100)
             writer.write_rows(y0, np.where(valid, 0.9, 0.0).astype(np.float32), valid)
         writer.close()
     with rasterio.open(tmp_path / "out.tif") as out, rasterio.open(tmp_path / "in.tif") as src:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -119,7 +120,7 @@ def test_loss_falls_as_logits_move_toward_the_target(kind: str) -> None:
         loss.backward()
         optimizer.step()
         history.append(loss.item())
-    assert all(later < earlier for earlier, later in zip(history, history[1:]))
+    assert all(later < earlier for earlier, later in itertools.pairwise(history))
 
 
 def test_half_precision_logits_give_a_float32_loss_without_overflow() -> None:

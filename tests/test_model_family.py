@@ -94,7 +94,7 @@ def test_dilated_center_returns_input_plus_four_cascaded_outputs() -> None:
     block = DilatedCenterBlock(4).double()
     x = torch.randn(1, 4, 20, 20, dtype=torch.float64)
     outs, current = [], x
-    for conv, dilation in zip((block.dilate1, block.dilate2, block.dilate3, block.dilate4), (1, 2, 4, 8)):
+    for conv, dilation in zip((block.dilate1, block.dilate2, block.dilate3, block.dilate4), (1, 2, 4, 8), strict=True):
         assert conv.dilation == (dilation, dilation)
         current = torch.relu(torch.nn.functional.conv2d(current, conv.weight, conv.bias, padding=dilation,
                                                         dilation=dilation))

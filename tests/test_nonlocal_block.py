@@ -44,7 +44,7 @@ def _direct_nonlocal(block: NonLocalBlock2d, x: torch.Tensor) -> torch.Tensor:
     The keys ``j`` run over 2×2 max-pooled positions (sub-sampling of phi and g, applied after
     their 1×1 convs as in the authors' code).
     """
-    _, c, h, w = x.shape
+    _, _c, h, w = x.shape
     xs = x[0]
     positions = list(itertools.product(range(h), range(w)))
     windows = list(itertools.product(range(0, h, 2), range(0, w, 2)))
@@ -70,7 +70,7 @@ def _direct_nonlocal(block: NonLocalBlock2d, x: torch.Tensor) -> torch.Tensor:
         else:
             f = [math.e ** (u[p] @ k) for k in keys]
             norm = sum(f)  # C = sum_j f
-        y = sum(fj * gj for fj, gj in zip(f, g)) / norm  # eq. (1)
+        y = sum(fj * gj for fj, gj in zip(f, g, strict=True)) / norm  # eq. (1)
         wy = _conv1x1(conv_w, y)
         wy = (wy - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
         out[:, p[0], p[1]] = wy + xs[:, p[0], p[1]]  # eq. (5)

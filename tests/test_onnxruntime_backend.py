@@ -15,7 +15,7 @@ from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import build_model, save_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not installed")
-from nltool.export.onnx_export import export_onnx  # noqa: E402
+from nltool.export.onnx_export import export_onnx
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,9 @@ from nltool.app.cli import app
 
 SCRIPTS = {"table2": REPO / "configs" / "paper" / "table2.sh", "table3": REPO / "configs" / "paper" / "table3.sh"}
 ROWS = {  # (arch, pairwise) of every row, as in the paper's Tables II and III
-    "table2": {("linknet", "embedded_gaussian"), ("dlinknet", "embedded_gaussian"), ("nl3-linknet", "embedded_gaussian"),
-               ("nl4-linknet", "embedded_gaussian"), ("nl34-linknet", "embedded_gaussian")},
+    "table2": {("linknet", "embedded_gaussian"), ("dlinknet", "embedded_gaussian"),
+               ("nl3-linknet", "embedded_gaussian"), ("nl4-linknet", "embedded_gaussian"),
+               ("nl34-linknet", "embedded_gaussian")},
     "table3": {("linknet", "embedded_gaussian"), ("nl34-linknet", "dot_product"), ("nl34-linknet", "gaussian"),
                ("nl34-linknet", "embedded_gaussian")},
 }

@@ -24,16 +24,16 @@ from nltool.models import build_model, save_checkpoint
 pytest.importorskip("ts", reason="TorchServe (the [serve] extra) is not installed")
 if shutil.which("java") is None:
     pytest.skip("TorchServe needs Java (a JDK 17) on the PATH", allow_module_level=True)
-from nltool.export.onnx_export import export_onnx  # noqa: E402
-from nltool.serving.client import BaseClient, ClientError, GrpcClient, RestClient  # noqa: E402
-from nltool.serving.server import LocalTorchServe, free_ports  # noqa: E402
+from nltool.export.onnx_export import export_onnx
+from nltool.serving.client import BaseClient, ClientError, GrpcClient, RestClient
+from nltool.serving.server import LocalTorchServe, free_ports
 
 runner = CliRunner()
 MAX_PIXELS = 2_000_000
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (server, folder with artifacts)
+def served(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("serve")
     torch.manual_seed(0)
     model = build_model("linknet").eval()
@@ -163,14 +163,16 @@ def test_bad_requests_get_json_4xx_and_the_worker_keeps_serving(served, body, op
     import requests
 
     server, _ = served
-    payload = {None: _truncated_png(), "huge": encode_png(np.zeros((1500, 1500, 3), np.uint8)),
-               "small": encode_png(np.zeros((64, 64, 3), np.uint8))}.get(body, body) if not isinstance(body, bytes) else body
+    named = {None: _truncated_png(), "huge": encode_png(np.zeros((1500, 1500, 3), np.uint8)),
+             "small": encode_png(np.zeros((64, 64, 3), np.uint8))}
+    payload = body if isinstance(body, bytes) else named.get(body, body)
     headers = {"Authorization": f"Bearer {server.token()}", "Content-Type": "application/octet-stream", **options}
     response = requests.post(f"{server.url}/predictions/onnxroads", data=payload, headers=headers, timeout=120)
     assert response.status_code == status, response.text
     error = response.json()
     assert error["code"] == status and message in error["message"]
-    good = RestClient(server.url, "onnxroads", token=server.token()).predict(encode_png(np.zeros((96, 96, 3), np.uint8)))
+    client = RestClient(server.url, "onnxroads", token=server.token())
+    good = client.predict(encode_png(np.zeros((96, 96, 3), np.uint8)))
     assert Image.open(__import__("io").BytesIO(good)).size == (96, 96)
 
 
@@ -188,7 +190,8 @@ def test_bad_grpc_requests_raise_clear_errors_and_the_worker_keeps_serving(serve
     client = _client(server, "grpc", "onnxroads")
     with pytest.raises(ClientError, match=re.escape(message)):
         client.predict(payload, threshold=threshold)
-    assert Image.open(__import__("io").BytesIO(client.predict(encode_png(np.zeros((96, 96, 3), np.uint8))))).size == (96, 96)
+    good = client.predict(encode_png(np.zeros((96, 96, 3), np.uint8)))
+    assert Image.open(__import__("io").BytesIO(good)).size == (96, 96)
 
 
 def test_geotiff_request_returns_a_georeferenced_geotiff(served) -> None:
@@ -214,7 +217,7 @@ def test_geotiff_request_returns_a_georeferenced_geotiff(served) -> None:
 
 @pytest.mark.slow
 def test_eight_concurrent_clients_five_requests_each(served) -> None:
-    server, folder = served
+    server, _folder = served
     rgb = (np.random.default_rng(9).random((1024, 1024, 3)) * 255).astype(np.uint8)
     image = encode_png(rgb)
     client = RestClient(server.url, "onnxroads", token=server.token(), timeout=600)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nltool.synthetic import render_scene, scene_rng
 from nltool.data.deepglobe import find_pairs, validate_samples
 from nltool.data.synth import SynthConfig, write_synthetic_dataset
+from nltool.synthetic import render_scene, scene_rng
 
 SCENES = range(20)
 

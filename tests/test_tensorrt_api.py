@@ -15,10 +15,10 @@ import importlib.metadata
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
-TRT_MODULES = [REPO / "nltool" / "inference" / "backends" / "tensorrt_backend.py", REPO / "export" / "tensorrt_build.py"]
+TRT_MODULES = [REPO / "nltool" / "inference" / "backends" / "tensorrt_backend.py",
+               REPO / "export" / "tensorrt_build.py"]
 # Local names that hold TensorRT objects in those modules (a convention the modules keep).
 TRT_OBJECTS = {"trt", "builder", "network", "parser", "config", "shape_profile", "cache", "logger"}
 TRT_SELF_ATTRIBUTES = {"_trt", "engine", "context", "_runtime", "_logger"}

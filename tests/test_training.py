@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
 import subprocess
 import sys
@@ -14,11 +16,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nltool.app.cli import app
+from nltool.data.synth import SynthConfig, write_synthetic_dataset
 from nltool.models import load_checkpoint
 from nltool.training.config import TrainConfig
 from nltool.training.sampling import EpochSampler
 from nltool.training.schedule import PlateauSchedule
-from nltool.data.synth import SynthConfig, write_synthetic_dataset
 from nltool.training.trainer import Trainer
 
 runner = CliRunner()
@@ -99,7 +101,7 @@ def test_epoch_sampler_splits_ranks_and_skips() -> None:
     assert sorted(full) == list(range(10))
     assert full == EpochSampler(10, seed=1, epoch=2).indices != EpochSampler(10, seed=1, epoch=3).indices
     ranks = [EpochSampler(10, seed=1, epoch=2, rank=r, world_size=3).indices for r in range(3)]
-    assert all(len(r) == 4 for r in ranks) and set(sum(ranks, [])) == set(range(10))
+    assert all(len(r) == 4 for r in ranks) and set(functools.reduce(operator.iadd, ranks, [])) == set(range(10))
     assert EpochSampler(10, seed=1, epoch=2, skip=4).indices == full[4:]
 
 

@@ -20,17 +20,17 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from nltool.data.deepglobe import Sample, find_pairs, split_samples, validate_samples
 from nltool.devices import resolve_device
+from nltool.evaluation import evaluate_samples
 from nltool.fileio import atomic_path
 from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import NLLinkNet, build_model, load_checkpoint, load_training_state, save_checkpoint
 from nltool.training.augment import AugmentConfig, build_train_transform
 from nltool.training.config import TrainConfig
-from nltool.data.deepglobe import Sample, find_pairs, split_samples, validate_samples
 from nltool.training.dataset import RoadDataset
 from nltool.training.distributed import DistInfo, barrier, broadcast_flag, init_distributed, mean_across_ranks, shutdown
-from nltool.evaluation import evaluate_samples
 from nltool.training.losses import RoadLoss
 from nltool.training.sampling import EpochSampler, SeededAugmentation
 from nltool.training.schedule import PlateauSchedule
@@ -242,7 +242,8 @@ class Trainer:
                         model.load_state_dict(best_loss_weights)
                         for group in optimizer.param_groups:
                             group["lr"] = schedule.lr
-                        self.log(f"epoch {state.epoch}: loss plateau, reloaded the best weights, lr -> {schedule.lr:.2e}")
+                        self.log(f"epoch {state.epoch}: loss plateau, reloaded the best weights, "
+                                 f"lr -> {schedule.lr:.2e}")
                     stopped_early = action == "stop"
                     if not self._has_val:
                         improved_metric = action == "improved"
@@ -277,7 +278,7 @@ class Trainer:
                            metric_name=self.metric_name, history=history, stopped_early=stopped_early,
                            is_main=main)
 
-    def _validate(self, model: NLLinkNet, samples: list[Sample]):  # noqa: ANN202 - IoUAccumulator
+    def _validate(self, model: NLLinkNet, samples: list[Sample]):
         """Validation IoU with the inference pipeline (no TTA), leaving the model in training mode."""
         try:
             pipeline = InferencePipeline(TorchBackend(model, device=str(self.device)), PipelineConfig())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -59,19 +59,19 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Tiles per backend c
 MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (PyTorch and TensorRT backends).")]
 ArchOpt = Annotated[
-    Optional[Arch], typer.Option(help="Arch of a raw state dict (authors' .th); nltool checkpoints record it.")
+    Arch | None, typer.Option(help="Arch of a raw state dict (authors' .th); nltool checkpoints record it.")
 ]
 PairwiseOption = Annotated[
-    Optional[PairwiseOpt], typer.Option(help="Pairwise function of a raw state dict (default embedded_gaussian).")
+    PairwiseOpt | None, typer.Option(help="Pairwise function of a raw state dict (default embedded_gaussian).")
 ]
 
 
 ModelOpt = Annotated[Path, typer.Option(help="Checkpoint (.pt/.th), ONNX file or TensorRT .plan.")]
 
 
-def _pipeline(model: Path, device: str, arch: Optional[Arch], pairwise: Optional[PairwiseOpt], *, tile: int,
+def _pipeline(model: Path, device: str, arch: Arch | None, pairwise: PairwiseOpt | None, *, tile: int,
               overlap: int, tta: TTAOpt, scales: str, threshold: float, batch_size: int,
-              max_pixels: int = DEFAULT_MAX_PIXELS):  # noqa: ANN202 - an InferencePipeline, imported lazily
+              max_pixels: int = DEFAULT_MAX_PIXELS):
     """The inference pipeline the options describe (settings checked before the model is loaded)."""
     from nltool.inference import InferencePipeline, PipelineConfig, load_backend
 
@@ -134,7 +134,8 @@ def info(
         "normalization": summary["normalization"],
         "nltool version": summary["nltool_version"] or "-",
         "epoch": "-" if summary["epoch"] is None else summary["epoch"],
-        "best metric": "-" if summary["best_metric"] is None else f"{summary['best_metric']} ({summary['metric_name']})",
+        "best metric": ("-" if summary["best_metric"] is None
+                        else f"{summary['best_metric']} ({summary['metric_name']})"),
         "training config": json.dumps(summary["training_config"]) if summary["training_config"] else "-",
     }
     width = max(map(len, rows))
@@ -180,7 +181,7 @@ def predict(
     output_format: Annotated[FormatOpt, typer.Option("--format", help="png: mask 255/0; tif: mask as "
                              "GeoTIFF (georeferencing kept); prob: probability as 8-bit PNG.")] = FormatOpt.png,  # type: ignore[attr-defined]
     batch_size: BatchOpt = 1,
-    bands: Annotated[Optional[str], typer.Option(help="RGB bands of a multi-band raster, 1-based, e.g. '3,2,1'.")] = None,
+    bands: Annotated[str | None, typer.Option(help="RGB bands of a multi-band raster, 1-based, e.g. '3,2,1'.")] = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     device: DeviceOpt = "auto",
     arch: ArchOpt = None,
@@ -205,7 +206,7 @@ def predict(
                               f"road {result.road_fraction:.1%}, {result.seconds:.1f}s)")
 
 
-def _progress(unit: str = "tiles"):  # noqa: ANN202 - a rich Progress context manager
+def _progress(unit: str = "tiles"):
     """A progress bar on stderr for long work."""
     from rich.console import Console
     from rich.progress import (
@@ -243,21 +244,21 @@ def data_synth(
 def train(
     data: Annotated[Path, typer.Option(help="Training folder in the DeepGlobe layout (<id>_sat.jpg + <id>_mask.png).")],
     out: Annotated[Path, typer.Option(help="Run folder for checkpoints (last.pt, best.pt), metrics and the split.")],
-    val: Annotated[Optional[Path], typer.Option(help="Labelled validation folder; default: hold out "
+    val: Annotated[Path | None, typer.Option(help="Labelled validation folder; default: hold out "
                                                      "--val-fraction of --data.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of --data held out for validation when no --val "
                                                      "(0 = none).")] = 0.1,
     arch: Annotated[Arch, typer.Option(help="Architecture.")] = Arch.nl34_linknet,  # type: ignore[attr-defined]
     pairwise: Annotated[PairwiseOpt, typer.Option(help="Non-local pairwise function.")] = PairwiseOpt.embedded_gaussian,  # type: ignore[attr-defined]
     epochs: Annotated[int, typer.Option(help="Maximum epochs (the paper converged in 180).")] = 180,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
     crop: Annotated[int, typer.Option(help="Training crop side (multiple of 32); the paper used 1024.")] = 1024,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step (per process).")] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
     loss: Annotated[str, typer.Option(help="bce_dice (the authors' loss) or bce.")] = "bce_dice",
     encoder_weights: Annotated[str, typer.Option(help="imagenet (torchvision's ResNet34, downloads once), none, "
                                                       "or a path to a ResNet34 state dict.")] = "imagenet",
-    resume: Annotated[Optional[Path], typer.Option(help="Continue a run from its last.pt, exactly.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue a run from its last.pt, exactly.")] = None,
     device: DeviceOpt = "auto",
     workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for the split, data order and augmentation.")] = 0,
@@ -299,7 +300,7 @@ def evaluate(
     device: DeviceOpt = "auto",
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report (per-image IoU, "
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the full report (per-image IoU, "
                                                                      "settings) to this JSON file.")] = None,
 ) -> None:
     """Score a model on labelled scenes: DeepGlobe road IoU (per image, averaged) and pooled IoU."""
@@ -330,16 +331,18 @@ def evaluate(
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Option(help="Checkpoint to export (nltool .pt, or an authors' .th with --arch).")],
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint to export (nltool .pt, or an authors' .th with "
+                                                  "--arch).")],
     out: Annotated[Path, typer.Option(help="Folder for model.onnx, model.int8.onnx, model.*.plan and parity.json.")],
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
     onnx: Annotated[bool, typer.Option(help="Keep the FP32 ONNX artifact (it is always built: TensorRT and INT8 "
                                             "start from it).")] = True,
-    trt: Annotated[bool, typer.Option(help="Also build TensorRT engines (needs a CUDA GPU and the [trt] extra).")] = False,
+    trt: Annotated[bool, typer.Option(help="Also build TensorRT engines (needs a CUDA GPU and the [trt] "
+                                           "extra).")] = False,
     fp16: Annotated[bool, typer.Option(help="Build the TensorRT engine in FP16 instead of FP32.")] = False,
     int8: Annotated[bool, typer.Option(help="Also write an INT8 QDQ ONNX (and an INT8 engine with --trt).")] = False,
-    calib: Annotated[Optional[Path], typer.Option(help="Folder of calibration images for --int8.")] = None,
+    calib: Annotated[Path | None, typer.Option(help="Folder of calibration images for --int8.")] = None,
     int8_keep_float: Annotated[str, typer.Option(help="Conv groups --int8 leaves in float, comma-separated: stem, "
                                                       "nonlocal, decoder (slower, closer to FP32; see "
                                                       "docs/performance.md). Default: none.")] = "",
@@ -419,20 +422,21 @@ def client(
     out: Annotated[Path, typer.Option(help="Where to write the answer (mask PNG, GeoTIFF or probability PNG).")],
     url: Annotated[str, typer.Option(help="TorchServe REST inference address (used unless --grpc is given).")] = (
         "http://127.0.0.1:8080"),
-    grpc: Annotated[Optional[str], typer.Option(help="host:port of TorchServe's gRPC inference API "
+    grpc: Annotated[str | None, typer.Option(help="host:port of TorchServe's gRPC inference API "
                                                      "(e.g. 127.0.0.1:7070); sends over gRPC instead of REST.")] = None,
     model_name: Annotated[str, typer.Option(help="Model name given to TorchServe.")] = "nllinknet",
     token_file: Annotated[Path, typer.Option(help="TorchServe's key_file.json (written where it was started).")] = Path(
         "key_file.json"),
-    tta: Annotated[Optional[str], typer.Option(help="Override the server's TTA (none, flip, d4), if allowed.")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Override the server's threshold.")] = None,
-    output_format: Annotated[Optional[str], typer.Option("--format", help="Override the answer format "
+    tta: Annotated[str | None, typer.Option(help="Override the server's TTA (none, flip, d4), if allowed.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Override the server's threshold.")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Override the answer format "
                                                                           "(png, tif, prob).")] = None,
-    summary: Annotated[Optional[Path], typer.Option(help="Also write the server's JSON summary here (size, road "
+    summary: Annotated[Path | None, typer.Option(help="Also write the server's JSON summary here (size, road "
                                                          "fraction, tiles, seconds per stage).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600.0,
     retries: Annotated[int, typer.Option(min=0, help="Retries, with back-off, while the server is busy (503 / "
-                                                  "UNAVAILABLE) or still starting (no connection or token file yet).")] = 3,
+                                                  "UNAVAILABLE) or still starting (no connection or token file "
+                                                  "yet).")] = 3,
     force: Annotated[bool, typer.Option(help="Overwrite --out (and --summary) if they exist.")] = False,
 ) -> None:
     """Request a road mask from a running TorchServe over REST (default) or gRPC (--grpc)."""

@@ -205,15 +205,16 @@ def _train(stages: _Stages, out: Path, config: DemoConfig, train_dir: Path, val_
 
 def _evaluate(stages: _Stages, report: DemoReport, checkpoint: Path, val_dir: Path, device: str) -> None:
     from nltool.app.figures import save_figure, scene_figure
-    from nltool.inference import InferencePipeline, PipelineConfig, load_backend
     from nltool.data.deepglobe import find_pairs
     from nltool.evaluation import run_evaluation
+    from nltool.inference import InferencePipeline, PipelineConfig, load_backend
 
     with stages.stage(f"evaluate with {report.config.tta} TTA") as result:
         pipeline = InferencePipeline(load_backend(checkpoint, device=device), PipelineConfig(tta=report.config.tta))
 
         def draw(sample: Any, rgb: Any, truth: Any, mask: Any) -> None:
-            path = save_figure(scene_figure(rgb, truth, mask, title=sample.id), report.out / "figures" / f"{sample.id}.png")
+            figure = scene_figure(rgb, truth, mask, title=sample.id)
+            path = save_figure(figure, report.out / "figures" / f"{sample.id}.png")
             report.figures.append(str(path.relative_to(report.out)))
 
         scores = run_evaluation(pipeline, find_pairs(val_dir), val_dir, report.out / "eval.json", on_mask=draw)
@@ -235,7 +236,8 @@ def _export(stages: _Stages, report: DemoReport, out: Path, checkpoint: Path, tr
                                                   "tolerance": asdict(r.tolerance)} for r in done.reports}
         for r in done.reports:
             verdict = "pass" if r.passed else f"FAIL ({r.failure()})"
-            result.append(f"{r.precision.upper()} max abs Δprob {r.max_abs:.1e}, mask IoU {r.min_mask_iou:.4f}: {verdict}")
+            result.append(f"{r.precision.upper()} max abs Δprob {r.max_abs:.1e}, "
+                          f"mask IoU {r.min_mask_iou:.4f}: {verdict}")
     return out / "artifacts" / "model.onnx"
 
 
@@ -259,13 +261,13 @@ def _serve(stages: _Stages, report: DemoReport, out: Path, packaged: tuple[Path,
     import numpy as np
     from PIL import Image
 
+    from nltool.data.deepglobe import find_pairs, read_sample
     from nltool.imagery import open_image
     from nltool.inference import InferencePipeline, load_backend
     from nltool.inference.jobs import write_output
     from nltool.metrics import road_iou
     from nltool.serving.client import RestClient
     from nltool.serving.server import LocalTorchServe
-    from nltool.data.deepglobe import find_pairs, read_sample
 
     store, ports, settings = packaged
     with stages.stage("serve with TorchServe and request over REST") as result:

@@ -112,7 +112,7 @@ class InferencePipeline:
                 tiles = np.stack([strip[:, x:x + tile_w] for x in xs])
                 tensor = torch.from_numpy(tiles).permute(0, 3, 1, 2).float()
                 probs = self.predict_tiles(tensor).numpy()
-                for c, x, prob in zip(batch, xs, probs):
+                for c, x, prob in zip(batch, xs, probs, strict=True):
                     w = grid.tile_weights(r, c)
                     acc[:, x:x + tile_w] += prob * w
                     weight[:, x:x + tile_w] += w

@@ -10,10 +10,10 @@ from nltool.models.checkpoint import (
     save_checkpoint,
 )
 from nltool.models.config import ModelConfig
+from nltool.models.factory import build_model, count_parameters, list_archs
 from nltool.models.linknet import SIZE_MULTIPLE, NLLinkNet, check_input
 from nltool.models.nonlocal_block import PAIRWISE_FUNCTIONS, NonLocalBlock2d, Pairwise
 from nltool.models.normalization import Normalization
-from nltool.models.factory import build_model, count_parameters, list_archs
 
 __all__ = [
     "ARCHS",
@@ -30,8 +30,8 @@ __all__ = [
     "Normalization",
     "Pairwise",
     "build_model",
-    "checkpoint_summary",
     "check_input",
+    "checkpoint_summary",
     "count_parameters",
     "list_archs",
     "load_checkpoint",

@@ -212,7 +212,8 @@ def load_checkpoint(
     else:
         raise CheckpointError(
             f"{path} is neither an nltool checkpoint nor a state dict of tensors "
-            f"(found {type(data).__name__}{' with keys ' + ', '.join(map(str, list(data)[:5])) if isinstance(data, dict) else ''})"
+            f"(found {type(data).__name__}"
+            f"{' with keys ' + ', '.join(map(str, list(data)[:5])) if isinstance(data, dict) else ''})"
         )
 
     model = NLLinkNet(metadata.config)

@@ -18,7 +18,7 @@ def check_input(x: torch.Tensor) -> None:
     """Raise :class:`InputShapeError` unless ``x`` is N×3×H×W with H and W multiples of 32."""
     if x.dim() != 4:
         raise InputShapeError(f"expected an N×3×H×W tensor, got {x.dim()} dimensions {tuple(x.shape)}")
-    n, c, h, w = x.shape
+    _n, c, h, w = x.shape
     if c != 3:
         raise InputShapeError(f"expected 3 (RGB) channels, got {c} in input of shape {tuple(x.shape)}")
     if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE or h == 0 or w == 0:

@@ -57,10 +57,7 @@ class NonLocalBlock2d(nn.Module):
         theta_x = query.flatten(2).transpose(1, 2)  # N×HW×C'
         phi_x = self.phi(x).flatten(2)  # N×C'×M
         f = torch.matmul(theta_x, phi_x)  # N×HW×M
-        if self.pairwise == "dot_product":
-            weights = f / f.shape[-1]
-        else:
-            weights = torch.softmax(f, dim=-1)
+        weights = f / f.shape[-1] if self.pairwise == "dot_product" else torch.softmax(f, dim=-1)
         y = torch.matmul(weights, g_x).transpose(1, 2).reshape(n, self.inter_channels, h, w)
         return self.W(y) + x
 
