@@ -21,6 +21,7 @@ from nltool.export.onnx_export import ExportError
 from nltool.fileio import atomic_path
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
+from nltool.optional import require
 
 Precision = Literal["fp32", "fp16", "int8"]
 
@@ -56,7 +57,8 @@ class EngineProfile:
 def fp16_onnx(onnx_path: Path, out: Path) -> Path:
     """An FP16 copy of the graph with float32 inputs/outputs, for TensorRT 11's strongly typed FP16."""
     import onnx
-    from onnxconverter_common import float16
+
+    float16 = require("onnxconverter_common.float16", "an FP16 TensorRT engine")
 
     model = float16.convert_float_to_float16(onnx.load(onnx_path), keep_io_types=True)
     with atomic_path(out) as tmp:

@@ -35,6 +35,7 @@ from PIL import Image, UnidentifiedImageError
 
 from nltool.errors import ImageError
 from nltool.models.linknet import SIZE_MULTIPLE
+from nltool.optional import available, require
 
 OutputFormat = Literal["png", "tif", "prob"]
 OUTPUT_FORMATS: tuple[str, ...] = ("png", "tif", "prob")
@@ -82,12 +83,10 @@ a GDAL_CACHEMAX set by the user wins."""
 
 def rasterio_module() -> ModuleType | None:
     """rasterio if the ``[geo]`` extra is installed, else None."""
-    os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
-    try:
-        import rasterio
-    except ImportError:
+    if not available("rasterio"):
         return None
-    return rasterio
+    os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
+    return require("rasterio", "reading GeoTIFFs")
 
 
 @dataclass(frozen=True)

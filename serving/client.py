@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from nltool.errors import NltoolError
+from nltool.optional import require
 
 MAX_GRPC_MESSAGE = 2**31 - 1
 """gRPC message limit on the client side (its default receive limit is 4 MiB, too small for masks)."""
@@ -153,6 +152,7 @@ class RestClient(BaseClient):
                  timeout: float = 600.0, retries: int = 3) -> None:
         super().__init__(model, token, timeout, retries)
         self.url = url.rstrip("/")
+        self._requests = require("requests", "the REST client")
 
     def _send(self, image: bytes, fields: dict[str, str]) -> tuple[bool, bytes, str]:
         headers = {"Content-Type": "application/octet-stream"}
@@ -160,6 +160,7 @@ class RestClient(BaseClient):
             headers["Authorization"] = f"Bearer {self.token}"
         headers.update({f"X-Nltool-{name.capitalize()}": value for name, value in fields.items()})
         endpoint = f"{self.url}/predictions/{self.model}"
+        requests = self._requests
         try:
             response = requests.post(endpoint, data=image, headers=headers, timeout=self.timeout)
         except requests.ConnectionError as exc:  # retried: a server that is starting refuses connections

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 from nltool.errors import NltoolError
+from nltool.optional import require
 
 PROTO = Path(__file__).with_name("proto") / "inference.proto"
 PACKAGE = "nltool_torchserve_grpc"
@@ -73,12 +74,8 @@ def _compile(dest: Path) -> None:
 
 def load_stubs() -> tuple[ModuleType, ModuleType]:
     """``(inference_pb2, inference_pb2_grpc)``, compiling them on first use."""
-    try:
-        import google.rpc.status_pb2  # noqa: F401 - the generated code imports it
-        import grpc  # noqa: F401
-    except ImportError as exc:
-        raise StubsError("the gRPC client needs grpcio and googleapis-common-protos: "
-                         "pip install 'nltool[client]'") from exc
+    require("grpc", "the gRPC client")
+    require("google.rpc.status_pb2", "the gRPC client")  # the generated code imports it
     try:
         dest = cache_dir() / "grpc" / _stub_key()
     except metadata.PackageNotFoundError as exc:

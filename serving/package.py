@@ -14,12 +14,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from nltool.errors import NltoolError
 from nltool.fileio import atomic_path
 from nltool.inference.backends import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES
 from nltool.inference.tta import TRANSFORMS
+from nltool.optional import require
 from nltool.serving.settings import ServingSettings
 
 HANDLER = Path(__file__).with_name("handler.py")
@@ -91,6 +90,7 @@ def config_properties(store: Path, settings: ServingSettings, ports: Ports) -> s
 def package_model(artifact: Path, store: Path, *, name: str = "nllinknet", settings: ServingSettings | None = None,
                   workers: int = 1, ports: Ports | None = None, force: bool = False) -> PackageResult:
     """Write ``store/<name>.mar`` and ``store/config.properties``; returns them and the start command."""
+    yaml = require("yaml", "packaging a TorchServe archive")
     settings = settings or ServingSettings()
     ports = ports or Ports()
     if not artifact.is_file():

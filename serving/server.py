@@ -19,10 +19,10 @@ from pathlib import Path
 from types import TracebackType
 
 import numpy as np
-import requests
 
 from nltool.errors import NltoolError
 from nltool.imagery import encode_png
+from nltool.optional import require
 from nltool.serving.client import read_token
 from nltool.serving.package import Ports
 
@@ -110,6 +110,7 @@ class LocalTorchServe:
 
     def wait_ready(self, seconds: float = 180.0) -> None:
         """Block until ping is healthy and every model answers a small request."""
+        requests = require("requests", "waiting for TorchServe")
         probe = encode_png(np.zeros((64, 64, 3), np.uint8))  # a request every model answers quickly
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:

@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from nltool import __version__
 from nltool.errors import NltoolError
 from nltool.fileio import atomic_path
+from nltool.optional import EXTRAS, available
 
 MARKER = ".nltool-demo"
 """A file naming a folder as the demo's own, so ``--force`` never empties anything else."""
@@ -90,8 +90,8 @@ Echo = Callable[[str], None]
 
 def check_requirements() -> None:
     """Refuse at once, naming what to install, if a stage's extra or tool is missing."""
-    missing = [extra for module, extra in (("onnxruntime", "cpu"), ("ts", "serve"), ("grpc", "client"))
-               if find_spec(module) is None]
+    missing = sorted({EXTRAS[module] for module in ("onnxruntime", "ts", "yaml", "requests", "grpc")
+                      if not available(module)})
     if missing:
         raise DemoError(f"the demo exports ONNX and serves it with TorchServe; install the extras it needs: "
                         f"pip install -e '.[demo]' (missing: {', '.join(missing)})")

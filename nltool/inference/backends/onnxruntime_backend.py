@@ -16,6 +16,7 @@ import torch
 
 from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
+from nltool.optional import require
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "prob"
@@ -24,14 +25,7 @@ PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CP
 
 def import_onnxruntime() -> ModuleType:
     """Import onnxruntime or say how to install it."""
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise BackendError(
-            "running .onnx artifacts needs onnxruntime: pip install 'nltool[cpu]' "
-            "(or 'nltool[gpu]' for onnxruntime-gpu on a CUDA host)"
-        ) from exc
-    return onnxruntime
+    return require("onnxruntime", "running .onnx artifacts")
 
 
 class OnnxRuntimeBackend(Backend):

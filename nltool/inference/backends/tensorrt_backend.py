@@ -21,17 +21,12 @@ from nltool.devices import resolve_device
 from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAME
-
-INSTALL_HINT = "install TensorRT on a CUDA host: pip install 'nltool[trt]'"
+from nltool.optional import require
 
 
 def import_tensorrt() -> ModuleType:
     """Import the ``tensorrt`` Python package, or explain why it cannot be used here."""
-    try:
-        import tensorrt
-    except (ImportError, OSError) as exc:  # OSError: bindings present but libnvinfer missing
-        raise BackendError(f"TensorRT is not usable here ({exc}); {INSTALL_HINT}") from exc
-    return tensorrt
+    return require("tensorrt", "TensorRT engines")
 
 
 def require_cuda() -> None:
