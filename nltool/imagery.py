@@ -28,17 +28,16 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from nltool.errors import ImageError
-from nltool.models.linknet import SIZE_MULTIPLE
+from nltool.inference.config import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, OutputFormat
+from nltool.models.archs import SIZE_MULTIPLE
 from nltool.optional import available, require
 
-OutputFormat = Literal["png", "tif", "prob"]
-OUTPUT_FORMATS: tuple[str, ...] = ("png", "tif", "prob")
 SUPPORTED = "PNG, JPEG or TIFF/GeoTIFF"
 _MAGIC = {
     b"\x89PNG\r\n\x1a\n": "PNG",
@@ -51,8 +50,6 @@ _MAGIC = {
 _GEOTIFF_TAGS = (33550, 33922, 34264, 34735)  # pixel scale, tiepoint, transformation, geokeys
 _STRETCH_PERCENTILES = (2.0, 98.0)
 _STRETCH_SAMPLE_SIDE = 1024
-DEFAULT_MAX_PIXELS = 500_000_000
-"""Largest accepted image (about 22 000 × 22 000); raise it for bigger GeoTIFFs, which stream."""
 
 
 def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:

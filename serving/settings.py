@@ -6,8 +6,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nltool.errors import InferenceConfigError, NltoolError
-from nltool.imagery import OUTPUT_FORMATS
 from nltool.inference import TTA_MODES, PipelineConfig
+from nltool.inference.config import OUTPUT_FORMATS
 
 OVERRIDABLE = ("tta", "threshold", "format")
 """Pipeline settings a request may override, within the limits of the served config."""

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nltool.errors import NltoolError
-from nltool.models.archs import ARCHS, DEFAULT_ARCH, DEFAULT_PAIRWISE
-from nltool.models.linknet import SIZE_MULTIPLE
-from nltool.models.nonlocal_block import PAIRWISE_FUNCTIONS
+from nltool.models.archs import ARCHS, DEFAULT_ARCH, DEFAULT_PAIRWISE, PAIRWISE_FUNCTIONS, SIZE_MULTIPLE
 
 LOSSES = ("bce_dice", "bce")
 

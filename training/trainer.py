@@ -27,6 +27,7 @@ from nltool.fileio import atomic_path
 from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import NLLinkNet, build_model, load_checkpoint, load_training_state, save_checkpoint
+from nltool.progress import progress_bar
 from nltool.training.augment import AugmentConfig, build_train_transform
 from nltool.training.config import TrainConfig
 from nltool.training.dataset import RoadDataset
@@ -311,12 +312,7 @@ class _StepBar(_NoBar):
     """A rich progress bar over optimizer steps showing the running loss and images/s."""
 
     def __init__(self, total: int, done: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:.1f} img/s"),
-                                 TimeRemainingColumn(), console=Console(stderr=True))
+        self.progress = progress_bar("loss {task.fields[loss]:.4f}  {task.fields[rate]:.1f} img/s", remaining=True)
         self.task = self.progress.add_task("train", total=total, completed=done, loss=float("nan"), rate=0.0)
 
     def __enter__(self) -> _StepBar:

@@ -54,7 +54,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from nltool.training.dataset import find_pairs, split_samples
+from nltool.data.deepglobe import find_pairs, split_samples
 
 data, out, fraction, seed = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 tmp = out.with_name(out.name + ".tmp")

@@ -16,9 +16,9 @@ from typer.core import TyperGroup
 
 from nltool import __version__
 from nltool.errors import NltoolError
-from nltool.imagery import DEFAULT_MAX_PIXELS
-from nltool.models.archs import ARCHS
-from nltool.models.nonlocal_block import PAIRWISE_FUNCTIONS
+from nltool.inference.config import OUTPUT_FORMATS, TTA_MODES, PipelineConfig
+from nltool.models.archs import ARCHS, PAIRWISE_FUNCTIONS
+from nltool.progress import progress_bar
 
 
 class _NltoolGroup(TyperGroup):
@@ -45,8 +45,12 @@ app.add_typer(data_app, name="data")
 
 Arch = Enum("Arch", {name.replace("-", "_"): name for name in ARCHS}, type=str)  # type: ignore[misc]
 PairwiseOpt = Enum("PairwiseOpt", {name: name for name in PAIRWISE_FUNCTIONS}, type=str)  # type: ignore[misc]
-TTAOpt = Enum("TTAOpt", {name: name for name in ("none", "flip", "d4")}, type=str)  # type: ignore[misc]
-FormatOpt = Enum("FormatOpt", {name: name for name in ("png", "tif", "prob")}, type=str)  # type: ignore[misc]
+TTAOpt = Enum("TTAOpt", {name: name for name in TTA_MODES}, type=str)  # type: ignore[misc]
+FormatOpt = Enum("FormatOpt", {name: name for name in OUTPUT_FORMATS}, type=str)  # type: ignore[misc]
+DEFAULTS = PipelineConfig()
+"""The pipeline's defaults, which every inference command's option defaults are read from."""
+DEFAULT_TTA = TTAOpt(DEFAULTS.tta)
+DEFAULT_SCALES = ",".join(map(str, DEFAULTS.scales))
 
 # Inference options shared by predict, evaluate, package and client (one definition each).
 TileOpt = Annotated[int, typer.Option(help="Tile side in pixels (multiple of 32); the training size is 1024.")]
@@ -71,7 +75,7 @@ ModelOpt = Annotated[Path, typer.Option(help="Checkpoint (.pt/.th), ONNX file or
 
 def _pipeline(model: Path, device: str, arch: Arch | None, pairwise: PairwiseOpt | None, *, tile: int,
               overlap: int, tta: TTAOpt, scales: str, threshold: float, batch_size: int,
-              max_pixels: int = DEFAULT_MAX_PIXELS):
+              max_pixels: int = DEFAULTS.max_pixels):
     """The inference pipeline the options describe (settings checked before the model is loaded)."""
     from nltool.inference import InferencePipeline, PipelineConfig, load_backend
 
@@ -173,16 +177,16 @@ def predict(
     inputs: Annotated[list[Path], typer.Argument(help="Images: PNG, JPEG, TIFF or GeoTIFF, any size.")],
     model: ModelOpt,
     out: Annotated[Path, typer.Option(help="Folder for the outputs (<name>_mask.png/.tif, <name>_prob.png).")],
-    tile: TileOpt = 1024,
-    overlap: OverlapOpt = 128,
-    tta: TTAOption = TTAOpt.none,  # type: ignore[attr-defined]
-    scales: ScalesOpt = "1.0",
-    threshold: ThresholdOpt = 0.5,
+    tile: TileOpt = DEFAULTS.tile,
+    overlap: OverlapOpt = DEFAULTS.overlap,
+    tta: TTAOption = DEFAULT_TTA,
+    scales: ScalesOpt = DEFAULT_SCALES,
+    threshold: ThresholdOpt = DEFAULTS.threshold,
     output_format: Annotated[FormatOpt, typer.Option("--format", help="png: mask 255/0; tif: mask as "
                              "GeoTIFF (georeferencing kept); prob: probability as 8-bit PNG.")] = FormatOpt.png,  # type: ignore[attr-defined]
-    batch_size: BatchOpt = 1,
+    batch_size: BatchOpt = DEFAULTS.batch_size,
     bands: Annotated[str | None, typer.Option(help="RGB bands of a multi-band raster, 1-based, e.g. '3,2,1'.")] = None,
-    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixelsOpt = DEFAULTS.max_pixels,
     device: DeviceOpt = "auto",
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
@@ -196,7 +200,7 @@ def predict(
     jobs = plan_jobs(inputs, out, fmt, force)
     pipeline = _pipeline(model, device, arch, pairwise, tile=tile, overlap=overlap, tta=tta, scales=scales,
                          threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
-    with _progress() as bar:
+    with progress_bar("tiles") as bar:
         for number, job in enumerate(jobs, start=1):
             task = bar.add_task(f"[{number}/{len(jobs)}] {job.input.name}", total=None)
             result = predict_file(pipeline, job, fmt, bands=band_tuple,  # type: ignore[arg-type]
@@ -204,21 +208,6 @@ def predict(
                                   progress=lambda n, t=task: bar.advance(t, n))
             bar.console.print(f"{job.input} -> {result.output} ({result.width}×{result.height}, "
                               f"road {result.road_fraction:.1%}, {result.seconds:.1f}s)")
-
-
-def _progress(unit: str = "tiles"):
-    """A progress bar on stderr for long work."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
-                    TimeElapsedColumn(), console=Console(stderr=True))
 
 
 @data_app.command("synth")
@@ -233,7 +222,7 @@ def data_synth(
     from nltool.data.synth import SynthConfig, write_synthetic_dataset
 
     config = SynthConfig(n=n, size=size, seed=seed)
-    with _progress("scenes") as bar:
+    with progress_bar("scenes") as bar:
         task = bar.add_task("synth", total=n)
         ids = write_synthetic_dataset(out, config, progress=lambda done: bar.update(task, completed=done),
                                       overwrite=force)
@@ -291,12 +280,12 @@ def train(
 def evaluate(
     model: ModelOpt,
     data: Annotated[Path, typer.Option(help="Labelled folder in the DeepGlobe layout.")],
-    tile: TileOpt = 1024,
-    overlap: OverlapOpt = 128,
-    tta: TTAOption = TTAOpt.none,  # type: ignore[attr-defined]
-    scales: ScalesOpt = "1.0",
-    threshold: ThresholdOpt = 0.5,
-    batch_size: BatchOpt = 1,
+    tile: TileOpt = DEFAULTS.tile,
+    overlap: OverlapOpt = DEFAULTS.overlap,
+    tta: TTAOption = DEFAULT_TTA,
+    scales: ScalesOpt = DEFAULT_SCALES,
+    threshold: ThresholdOpt = DEFAULTS.threshold,
+    batch_size: BatchOpt = DEFAULTS.batch_size,
     device: DeviceOpt = "auto",
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
@@ -314,7 +303,7 @@ def evaluate(
     pipeline = _pipeline(model, device, arch, pairwise, tile=tile, overlap=overlap, tta=tta, scales=scales,
                          threshold=threshold, batch_size=batch_size)
     config = pipeline.config
-    with _progress("scenes") as bar:
+    with progress_bar("scenes") as bar:
         task = bar.add_task("evaluate", total=len(samples))
         report = run_evaluation(pipeline, samples, data, json_path, progress=lambda n: bar.advance(task, n))
     table = Table(title=f"{model.name} on {data} ({report['n_images']} scenes, tta {tta.value}, "
@@ -382,14 +371,14 @@ def package(
     model: ModelOpt,
     out: Annotated[Path, typer.Option(help="Model store folder for <name>.mar and config.properties.")],
     name: Annotated[str, typer.Option(help="Model name in TorchServe (the URL is /predictions/<name>).")] = "nllinknet",
-    tile: TileOpt = 1024,
-    overlap: OverlapOpt = 128,
-    tta: TTAOption = TTAOpt.none,  # type: ignore[attr-defined]
-    scales: ScalesOpt = "1.0",
-    threshold: ThresholdOpt = 0.5,
+    tile: TileOpt = DEFAULTS.tile,
+    overlap: OverlapOpt = DEFAULTS.overlap,
+    tta: TTAOption = DEFAULT_TTA,
+    scales: ScalesOpt = DEFAULT_SCALES,
+    threshold: ThresholdOpt = DEFAULTS.threshold,
     output_format: Annotated[FormatOpt, typer.Option("--format", help="Default answer: png mask, tif "
                              "(GeoTIFF for GeoTIFF requests) or prob.")] = FormatOpt.png,  # type: ignore[attr-defined]
-    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixelsOpt = DEFAULTS.max_pixels,
     workers: Annotated[int, typer.Option(help="TorchServe workers (processes) for this model.")] = 1,
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,

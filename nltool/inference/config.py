@@ -6,11 +6,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from nltool.errors import InferenceConfigError
-from nltool.imagery import DEFAULT_MAX_PIXELS
-from nltool.models.linknet import SIZE_MULTIPLE
+from nltool.models.archs import SIZE_MULTIPLE
 
 TTAMode = Literal["none", "flip", "d4"]
 TTA_MODES: tuple[str, ...] = get_args(TTAMode)
+OutputFormat = Literal["png", "tif", "prob"]
+"""png: mask 255/0; tif: mask as GeoTIFF (georeferencing kept); prob: probability as 8-bit PNG."""
+OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+DEFAULT_MAX_PIXELS = 500_000_000
+"""Largest accepted image (about 22 000 × 22 000); raise it for bigger GeoTIFFs, which stream."""
 
 
 @dataclass(frozen=True)

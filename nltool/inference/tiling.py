@@ -15,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
-from nltool.models.linknet import SIZE_MULTIPLE
+from nltool.models.archs import SIZE_MULTIPLE
 
 
 def round_up(value: int, multiple: int = SIZE_MULTIPLE) -> int:

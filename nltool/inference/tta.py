@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from nltool.inference.config import TTAMode
-from nltool.models.linknet import SIZE_MULTIPLE
+from nltool.models.archs import SIZE_MULTIPLE
 
 
 @dataclass(frozen=True)

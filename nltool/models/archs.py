@@ -1,8 +1,17 @@
-"""The architecture table: every arch name nltool knows and what it contains (paper Table II)."""
+"""The architecture table: every arch name nltool knows and what it contains (paper Table II).
+
+Torch-free on purpose: the CLI reads the names here without paying for importing torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+Pairwise = Literal["embedded_gaussian", "gaussian", "dot_product"]
+PAIRWISE_FUNCTIONS: tuple[str, ...] = get_args(Pairwise)
+SIZE_MULTIPLE = 32
+"""Input sides must be multiples of the encoder's total stride."""
 
 
 @dataclass(frozen=True)

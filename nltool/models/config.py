@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nltool.errors import ModelConfigError
-from nltool.models.archs import ARCHS, DEFAULT_ARCH, DEFAULT_PAIRWISE, ArchSpec
-from nltool.models.nonlocal_block import PAIRWISE_FUNCTIONS, Pairwise
+from nltool.models.archs import ARCHS, DEFAULT_ARCH, DEFAULT_PAIRWISE, PAIRWISE_FUNCTIONS, ArchSpec, Pairwise
 from nltool.models.normalization import Normalization
 
 

@@ -6,12 +6,10 @@ import torch
 from torch import nn
 
 from nltool.errors import InputShapeError
+from nltool.models.archs import SIZE_MULTIPLE
 from nltool.models.config import ModelConfig
 from nltool.models.decoder import LinkNetDecoder
 from nltool.models.encoder import NonLocalResNet34Encoder
-
-SIZE_MULTIPLE = 32
-"""Input sides must be multiples of the encoder's total stride."""
 
 
 def check_input(x: torch.Tensor) -> None:

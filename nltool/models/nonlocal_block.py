@@ -6,13 +6,10 @@ dicts map one to one.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import torch
 from torch import nn
 
-Pairwise = Literal["embedded_gaussian", "gaussian", "dot_product"]
-PAIRWISE_FUNCTIONS: tuple[str, ...] = get_args(Pairwise)
+from nltool.models.archs import PAIRWISE_FUNCTIONS, Pairwise
 
 
 def _conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
