@@ -24,11 +24,12 @@ from PIL import Image
 
 from benchmarks.common import machine_line, model_from, scene
 from nltool.export.onnx_export import export_onnx
-from nltool.export.parity import mask_iou
+from nltool.export.parity import stacked_mask
 from nltool.export.quantize import quantize_int8
 from nltool.inference.backends.base import Backend
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.inference.backends.torch_backend import TorchBackend
+from nltool.metrics import road_iou
 
 
 def seconds_per_image(backend: Backend, batch: torch.Tensor, repeats: int) -> float:
@@ -65,8 +66,8 @@ def main() -> None:
         ious = []
         for i in range(16):
             x = torch.from_numpy(scene(args.val_size, seed=1, index=i)).permute(2, 0, 1)[None].float()
-            ious.append(mask_iou(backends["onnxruntime int8"].run(x).numpy() > 0.5,
-                                 backends["onnxruntime fp32"].run(x).numpy() > 0.5))
+            ious.append(road_iou(stacked_mask(backends["onnxruntime int8"].run(x).numpy()),
+                                 stacked_mask(backends["onnxruntime fp32"].run(x).numpy())))
     print(machine_line())
     print(f"# {model.config.arch} ({'trained: ' + str(args.checkpoint) if args.checkpoint else 'random weights'}), "
           f"1×3×{args.size}×{args.size}, median of {args.repeats}")

@@ -8,7 +8,6 @@ difference of ``prob`` and the IoU of the thresholded masks, the tolerances, and
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from nltool.fileio import atomic_path
+from nltool.fileio import write_json
 from nltool.inference.backends.base import Backend
+from nltool.metrics import road_iou
 from nltool.synthetic import render_scene, scene_rng
 
 MASK_THRESHOLD = 0.5
@@ -125,10 +125,9 @@ def int8_cases(seed: int = 0) -> list[ParityCase]:
     return [scene_case(4, 512, seed)]
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks; 1.0 when both are empty."""
-    union = np.count_nonzero(a | b)
-    return 1.0 if union == 0 else float(np.count_nonzero(a & b) / union)
+def stacked_mask(prob: np.ndarray) -> np.ndarray:
+    """N×1×H×W probabilities as one (N·H)×W road mask, so road IoU pools the whole batch."""
+    return (prob > MASK_THRESHOLD).reshape(-1, prob.shape[-1])
 
 
 def measure_parity(reference: Backend, candidate: Backend, artifact: str, precision: str,
@@ -141,7 +140,7 @@ def measure_parity(reference: Backend, candidate: Backend, artifact: str, precis
         diff = np.abs(got.astype(np.float64) - expected)
         report.cases.append(CaseResult(
             name=case.name, shape=list(case.batch.shape), max_abs=float(diff.max()), mean_abs=float(diff.mean()),
-            mask_iou=mask_iou(got > MASK_THRESHOLD, expected > MASK_THRESHOLD)))
+            mask_iou=road_iou(stacked_mask(got), stacked_mask(expected))))
     return report
 
 
@@ -149,6 +148,4 @@ def write_parity(path: Path, reports: list[ParityReport], reference: str) -> Pat
     """Write ``parity.json`` atomically: one entry per artifact, and whether all passed."""
     data = {"reference": reference, "passed": all(r.passed for r in reports),
             "artifacts": {Path(r.artifact).name: r.to_dict() for r in reports}}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-    return path
+    return write_json(path, data)

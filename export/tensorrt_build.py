@@ -10,7 +10,6 @@ this module never imports TensorRT. Nothing here can run on the project's CPU-on
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from typing import Any, Literal
 import torch
 
 from nltool.export.onnx_export import ExportError
-from nltool.fileio import atomic_path
+from nltool.fileio import atomic_path, write_json
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
 from nltool.optional import require
@@ -112,7 +111,4 @@ def build_engine(onnx_path: Path, plan_path: Path, *, precision: Precision, prof
 
 def write_sidecar(plan_path: Path, data: dict[str, Any]) -> Path:
     """``<engine>.json`` beside the engine: what it was built with and the parity measured."""
-    path = plan_path.with_suffix(".json")
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-    return path
+    return write_json(plan_path.with_suffix(".json"), data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from nltool.data.deepglobe import Sample, read_sample
-from nltool.fileio import atomic_path
+from nltool.fileio import write_json
 from nltool.inference.pipeline import InferencePipeline
 from nltool.metrics import IoUAccumulator
 
@@ -56,7 +55,5 @@ def run_evaluation(pipeline: InferencePipeline, samples: Sequence[Sample], data:
     scores = evaluate_samples(pipeline, samples, progress, on_mask)
     report = evaluation_report(scores, pipeline, data, time.perf_counter() - started)
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(json_path) as tmp:
-            tmp.write_text(json.dumps(report, indent=2))
+        write_json(json_path, report)
     return report

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 def _umask() -> int:
@@ -33,3 +35,12 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(dest: str | os.PathLike[str], data: Any, *, default: Callable[[Any], Any] | None = None) -> Path:
+    """Write ``data`` as indented JSON to ``dest`` atomically, creating its folder; returns the path."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=default) + "\n")
+    return dest

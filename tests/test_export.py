@@ -19,7 +19,8 @@ from nltool.models import build_model, save_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not installed")
 from nltool.export.onnx_export import ExportError, export_onnx
-from nltool.export.parity import ParityCase, mask_iou, measure_parity
+from nltool.export.parity import ParityCase, measure_parity
+from nltool.metrics import road_iou
 
 runner = CliRunner()
 SHAPES = [(1, 3, 256, 256), (1, 3, 320, 512), (2, 3, 256, 256)]
@@ -166,7 +167,7 @@ def test_mask_iou_is_a_json_number_for_overlapping_masks() -> None:
     a = np.zeros((8, 8), bool)
     b = np.zeros((8, 8), bool)
     a[:4], b[2:6] = True, True
-    iou = mask_iou(a, b)
+    iou = road_iou(a, b)
     assert type(iou) is float and iou == pytest.approx(16 / 48)
     assert json.loads(json.dumps({"iou": iou}))["iou"] == pytest.approx(1 / 3)
 

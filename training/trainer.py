@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from nltool.data.deepglobe import Sample, find_pairs, split_samples, validate_samples
 from nltool.devices import resolve_device
 from nltool.evaluation import evaluate_samples
-from nltool.fileio import atomic_path
+from nltool.fileio import write_json
 from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import NLLinkNet, build_model, load_checkpoint, load_training_state, save_checkpoint
@@ -77,11 +77,6 @@ def _split(config: TrainConfig) -> tuple[list[Sample], list[Sample]]:
     return split_samples(samples, config.val_fraction, config.seed)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-
-
 def _resumed_config(config: TrainConfig, stored: dict[str, Any]) -> TrainConfig:
     """The resumed run's own config (``stored``), with only :data:`RESUMABLE_OVERRIDES` from ``config``."""
     fields = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__}
@@ -119,11 +114,11 @@ class Trainer:
         validate_samples([*train_samples, *val_samples])
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.run_dir / "split.json", {
+            write_json(self.run_dir / "split.json", {
                 "train": [s.id for s in train_samples], "val": [s.id for s in val_samples],
                 "data": str(self.config.data), "val_source": str(self.config.val) if self.config.val else
                 f"{self.config.val_fraction} of data, seed {self.config.seed}"})
-            _write_json(self.run_dir / "config.json", self.config.to_dict())
+            write_json(self.run_dir / "config.json", self.config.to_dict())
         transform = build_train_transform(AugmentConfig(crop=self.config.crop))
         return SeededAugmentation(RoadDataset(train_samples), transform, self.config.seed), val_samples
 

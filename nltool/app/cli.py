@@ -429,9 +429,8 @@ def client(
     force: Annotated[bool, typer.Option(help="Overwrite --out (and --summary) if they exist.")] = False,
 ) -> None:
     """Request a road mask from a running TorchServe over REST (default) or gRPC (--grpc)."""
-    import json
 
-    from nltool.fileio import atomic_path
+    from nltool.fileio import atomic_path, write_json
     from nltool.serving.client import (
         BaseClient,
         ClientError,
@@ -457,8 +456,7 @@ def client(
         tmp.write_bytes(answer)
     message = f"{image} -> {out} ({len(answer):,} bytes)"
     if summary is not None and details is not None:
-        with atomic_path(summary) as tmp:
-            tmp.write_text(json.dumps(details, indent=2))
+        write_json(summary, details)
         message += f"; road fraction {details['road_fraction']:.3f}, summary in {summary}"
     typer.echo(message)
 

@@ -12,7 +12,6 @@ when the demo ends in any way, Ctrl-C and SIGTERM included.
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 
 from nltool import __version__
 from nltool.errors import NltoolError
-from nltool.fileio import atomic_path
+from nltool.fileio import atomic_path, write_json
 from nltool.optional import EXTRAS, available
 
 MARKER = ".nltool-demo"
@@ -297,8 +296,7 @@ def _write_report(stages: _Stages, report: DemoReport) -> None:
     with stages.stage("write the report") as result:
         data = {"nltool": __version__, "config": asdict(report.config), "stages": [asdict(s) for s in report.stages],
                 **report.numbers, "figures": report.figures}
-        with atomic_path(report.report_json) as tmp:
-            tmp.write_text(json.dumps(data, indent=2, default=str))
+        write_json(report.report_json, data, default=str)
         with atomic_path(report.report_md) as tmp:
             tmp.write_text(_markdown(report))
         result.append(str(report.report_md))
