@@ -80,6 +80,8 @@ def export_onnx(model: NLLinkNet, path: str | os.PathLike[str], *, opset: int = 
     except Exception as exc:  # the exporter raises many internal error types
         first_line = str(exc).strip().splitlines()[0]
         raise ExportError(f"torch.onnx.export failed for {model.config.arch}: {first_line}") from exc
+    if program is None:
+        raise ExportError(f"torch.onnx.export returned no program for {model.config.arch}")
     proto = program.model_proto
     for key, value in (metadata or onnx_metadata(model)).items():
         proto.metadata_props.add(key=key, value=value)

@@ -59,7 +59,8 @@ def free_ports(workers: int = 1) -> Ports:
     try:
         for s in sockets:
             s.bind(("127.0.0.1", 0))
-        return Ports(*[s.getsockname()[1] for s in sockets], worker=free_worker_port(workers))
+        inference, management, metrics, grpc_inference, grpc_management = (s.getsockname()[1] for s in sockets)
+        return Ports(inference, management, metrics, grpc_inference, grpc_management, free_worker_port(workers))
     finally:
         for s in sockets:
             s.close()

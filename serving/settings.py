@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from nltool.errors import InferenceConfigError, NltoolError
 from nltool.inference import TTA_MODES, PipelineConfig
-from nltool.inference.config import OUTPUT_FORMATS
+from nltool.inference.config import OUTPUT_FORMATS, TTAMode
 
 OVERRIDABLE = ("tta", "threshold", "format")
 """Pipeline settings a request may override, within the limits of the served config."""
@@ -57,7 +57,7 @@ class ServingSettings:
         if fmt not in OUTPUT_FORMATS:
             raise RequestError(f"format {fmt!r} is unknown; choose one of {', '.join(OUTPUT_FORMATS)}")
         try:
-            return replace(self.pipeline, tta=tta, threshold=threshold), fmt
+            return replace(self.pipeline, tta=cast(TTAMode, tta), threshold=threshold), fmt
         except InferenceConfigError as exc:
             raise RequestError(str(exc)) from exc
 
@@ -71,8 +71,8 @@ class ServingSettings:
         """Inverse of :meth:`to_dict`; bad values raise as they would on the command line."""
         data = dict(data or {})
         pipeline_keys = PipelineConfig.__dataclass_fields__.keys()
-        pipeline = PipelineConfig(**{k: tuple(v) if k == "scales" else v
-                                     for k, v in data.items() if k in pipeline_keys})
+        values: dict[str, Any] = {k: tuple(v) if k == "scales" else v for k, v in data.items() if k in pipeline_keys}
+        pipeline = PipelineConfig(**values)
         rest = {k: v for k, v in data.items() if k not in pipeline_keys}
         if "allowed_tta" in rest:
             rest["allowed_tta"] = tuple(rest["allowed_tta"])

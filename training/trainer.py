@@ -317,7 +317,7 @@ class _StepBar(_NoBar):
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(None, None, None)
 
-    def update(self, **fields: float) -> None:
+    def update(self, **fields: Any) -> None:
         self.progress.update(self.task, advance=1, **fields)
 
 

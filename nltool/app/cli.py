@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 from typer.core import TyperGroup
 
 from nltool import __version__
 from nltool.errors import NltoolError
-from nltool.inference.config import OUTPUT_FORMATS, TTA_MODES, PipelineConfig
-from nltool.models.archs import ARCHS, PAIRWISE_FUNCTIONS
+from nltool.inference.config import OUTPUT_FORMATS, TTA_MODES, OutputFormat, PipelineConfig
+from nltool.models.archs import ARCHS, DEFAULT_ARCH, DEFAULT_PAIRWISE, PAIRWISE_FUNCTIONS
 from nltool.progress import progress_bar
 
 
 class _NltoolGroup(TyperGroup):
     """Prints an :class:`NltoolError` as one ``error: ...`` line (exit 1) instead of a traceback."""
 
-    def invoke(self, ctx: typer.Context) -> object:
+    def invoke(self, ctx: Any) -> object:  # a click Context (Typer >= 0.29 vendors click)
         try:
             return super().invoke(ctx)
         except NltoolError as exc:
@@ -51,6 +52,9 @@ DEFAULTS = PipelineConfig()
 """The pipeline's defaults, which every inference command's option defaults are read from."""
 DEFAULT_TTA = TTAOpt(DEFAULTS.tta)
 DEFAULT_SCALES = ",".join(map(str, DEFAULTS.scales))
+DEFAULT_FORMAT = FormatOpt(OUTPUT_FORMATS[0])
+DEFAULT_ARCH_OPT = Arch(DEFAULT_ARCH)
+DEFAULT_PAIRWISE_OPT = PairwiseOpt(DEFAULT_PAIRWISE)
 
 # Inference options shared by predict, evaluate, package and client (one definition each).
 TileOpt = Annotated[int, typer.Option(help="Tile side in pixels (multiple of 32); the training size is 1024.")]
@@ -183,7 +187,7 @@ def predict(
     scales: ScalesOpt = DEFAULT_SCALES,
     threshold: ThresholdOpt = DEFAULTS.threshold,
     output_format: Annotated[FormatOpt, typer.Option("--format", help="png: mask 255/0; tif: mask as "
-                             "GeoTIFF (georeferencing kept); prob: probability as 8-bit PNG.")] = FormatOpt.png,  # type: ignore[attr-defined]
+                             "GeoTIFF (georeferencing kept); prob: probability as 8-bit PNG.")] = DEFAULT_FORMAT,
     batch_size: BatchOpt = DEFAULTS.batch_size,
     bands: Annotated[str | None, typer.Option(help="RGB bands of a multi-band raster, 1-based, e.g. '3,2,1'.")] = None,
     max_pixels: MaxPixelsOpt = DEFAULTS.max_pixels,
@@ -196,18 +200,22 @@ def predict(
     from nltool.inference.jobs import plan_jobs, predict_file
 
     band_tuple = _parse_numbers(bands, int, "--bands") if bands else None
-    fmt = output_format.value
+    fmt = cast(OutputFormat, output_format.value)
     jobs = plan_jobs(inputs, out, fmt, force)
     pipeline = _pipeline(model, device, arch, pairwise, tile=tile, overlap=overlap, tta=tta, scales=scales,
                          threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
     with progress_bar("tiles") as bar:
         for number, job in enumerate(jobs, start=1):
             task = bar.add_task(f"[{number}/{len(jobs)}] {job.input.name}", total=None)
-            result = predict_file(pipeline, job, fmt, bands=band_tuple,  # type: ignore[arg-type]
-                                  on_open=lambda n, t=task: bar.update(t, total=n),
-                                  progress=lambda n, t=task: bar.advance(t, n))
+            result = predict_file(pipeline, job, fmt, bands=band_tuple,
+                                  on_open=partial(_set_total, bar, task), progress=partial(bar.advance, task))
             bar.console.print(f"{job.input} -> {result.output} ({result.width}×{result.height}, "
                               f"road {result.road_fraction:.1%}, {result.seconds:.1f}s)")
+
+
+def _set_total(bar: Any, task: Any, total: int) -> None:
+    """Give a progress task its total once it is known (a rich Progress and TaskID)."""
+    bar.update(task, total=total)
 
 
 @data_app.command("synth")
@@ -237,8 +245,8 @@ def train(
                                                      "--val-fraction of --data.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of --data held out for validation when no --val "
                                                      "(0 = none).")] = 0.1,
-    arch: Annotated[Arch, typer.Option(help="Architecture.")] = Arch.nl34_linknet,  # type: ignore[attr-defined]
-    pairwise: Annotated[PairwiseOpt, typer.Option(help="Non-local pairwise function.")] = PairwiseOpt.embedded_gaussian,  # type: ignore[attr-defined]
+    arch: Annotated[Arch, typer.Option(help="Architecture.")] = DEFAULT_ARCH_OPT,
+    pairwise: Annotated[PairwiseOpt, typer.Option(help="Non-local pairwise function.")] = DEFAULT_PAIRWISE_OPT,
     epochs: Annotated[int, typer.Option(help="Maximum epochs (the paper converged in 180).")] = 180,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
     crop: Annotated[int, typer.Option(help="Training crop side (multiple of 32); the paper used 1024.")] = 1024,
@@ -377,7 +385,7 @@ def package(
     scales: ScalesOpt = DEFAULT_SCALES,
     threshold: ThresholdOpt = DEFAULTS.threshold,
     output_format: Annotated[FormatOpt, typer.Option("--format", help="Default answer: png mask, tif "
-                             "(GeoTIFF for GeoTIFF requests) or prob.")] = FormatOpt.png,  # type: ignore[attr-defined]
+                             "(GeoTIFF for GeoTIFF requests) or prob.")] = DEFAULT_FORMAT,
     max_pixels: MaxPixelsOpt = DEFAULTS.max_pixels,
     workers: Annotated[int, typer.Option(help="TorchServe workers (processes) for this model.")] = 1,
     arch: ArchOpt = None,
@@ -447,11 +455,11 @@ def client(
     token = wait_for_token(token_file, retries)
     transport: BaseClient = (GrpcClient(grpc, model_name, token, timeout, retries) if grpc is not None
                              else RestClient(url, model_name, token, timeout, retries))
-    options = {"tta": tta, "threshold": threshold, "fmt": output_format}
     if summary is None:
-        answer, details = transport.predict(image.read_bytes(), **options), None
+        answer, details = transport.predict(image.read_bytes(), tta=tta, threshold=threshold, fmt=output_format), None
     else:
-        answer, details = transport.predict_with_summary(image.read_bytes(), **options)
+        answer, details = transport.predict_with_summary(image.read_bytes(), tta=tta, threshold=threshold,
+                                                         fmt=output_format)
     with atomic_path(out) as tmp:
         tmp.write_bytes(answer)
     message = f"{image} -> {out} ({len(answer):,} bytes)"

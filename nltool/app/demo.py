@@ -25,6 +25,7 @@ from typing import Any
 from nltool import __version__
 from nltool.errors import NltoolError
 from nltool.fileio import atomic_path, write_json
+from nltool.inference.config import TTAMode
 from nltool.optional import EXTRAS, available
 
 MARKER = ".nltool-demo"
@@ -49,7 +50,7 @@ class DemoConfig:
     steps: int = 224
     crop: int = 256
     batch_size: int = 4
-    tta: str = "d4"
+    tta: TTAMode = "d4"
     arch: str = "nl34-linknet"
 
 
@@ -247,7 +248,7 @@ def _package(stages: _Stages, out: Path, onnx_path: Path, config: DemoConfig) ->
     from nltool.serving.settings import ServingSettings
 
     with stages.stage("package a TorchServe archive") as result:
-        settings = ServingSettings(pipeline=PipelineConfig(tta=config.tta))  # type: ignore[arg-type]
+        settings = ServingSettings(pipeline=PipelineConfig(tta=config.tta))
         ports = free_ports()
         done = package_model(onnx_path, out / "model_store", name=MODEL_NAME, settings=settings, ports=ports)
         result.append(f"{done.mar} ({done.mar.stat().st_size / 2**20:.1f} MiB), config for free ports "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -78,7 +79,7 @@ def _prepare_folder(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _save(image: Image.Image, dest: Path, **params: object) -> None:
+def _save(image: Image.Image, dest: Path, **params: Any) -> None:
     """Save ``image`` to ``dest`` atomically (a crash never leaves a half-written file)."""
     with atomic_path(dest) as tmp:
         image.save(tmp, **params)

@@ -25,8 +25,11 @@ from nltool.inference.tta import predict_with_tta
 class RasterSource(Protocol):
     """An RGB image readable by rows: ``read_rows(y0, y1)`` -> (rows×W×3 uint8, rows×W valid mask or None)."""
 
-    height: int
-    width: int
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def width(self) -> int: ...
 
     def read_rows(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None]: ...
 
@@ -71,8 +74,9 @@ def _pad_strip(strip: np.ndarray, height: int, width: int) -> np.ndarray:
     pad_h, pad_w = height - strip.shape[0], width - strip.shape[1]
     if pad_h == 0 and pad_w == 0:
         return strip
-    mode = "reflect" if min(strip.shape[:2]) > 1 else "edge"
-    return np.pad(strip, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+    if min(strip.shape[:2]) > 1:
+        return np.pad(strip, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+    return np.pad(strip, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
 
 class InferencePipeline:

@@ -42,4 +42,4 @@ ARCHS: dict[str, ArchSpec] = {
     )
 }
 DEFAULT_ARCH = "nl34-linknet"
-DEFAULT_PAIRWISE = "embedded_gaussian"
+DEFAULT_PAIRWISE: Pairwise = "embedded_gaussian"

@@ -15,7 +15,7 @@ class ModelConfig:
     """Everything needed to rebuild a model's structure and feed it; stored in every checkpoint."""
 
     arch: str = DEFAULT_ARCH
-    pairwise: Pairwise = DEFAULT_PAIRWISE  # type: ignore[assignment]
+    pairwise: Pairwise = DEFAULT_PAIRWISE
     normalization: Normalization = field(default_factory=Normalization.paper)
 
     def __post_init__(self) -> None:

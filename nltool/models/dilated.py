@@ -19,6 +19,7 @@ class DilatedCenterBlock(nn.Module):
         self.dilate3 = nn.Conv2d(channels, channels, 3, dilation=4, padding=4)
         self.dilate4 = nn.Conv2d(channels, channels, 3, dilation=8, padding=8)
         for conv in (self.dilate1, self.dilate2, self.dilate3, self.dilate4):
+            assert conv.bias is not None
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

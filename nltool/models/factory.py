@@ -20,7 +20,7 @@ def list_archs() -> list[str]:
 def build_model(
     arch: str = DEFAULT_ARCH,
     *,
-    pairwise: Pairwise = DEFAULT_PAIRWISE,  # type: ignore[assignment]
+    pairwise: Pairwise = DEFAULT_PAIRWISE,
     encoder_weights: EncoderWeights = None,
     normalization: Normalization | None = None,
 ) -> NLLinkNet:

@@ -43,9 +43,10 @@ class NonLocalBlock2d(nn.Module):
         else:
             self.theta = _conv1x1(in_channels, self.inter_channels)
             self.phi = nn.Sequential(_conv1x1(in_channels, self.inter_channels), nn.MaxPool2d(2))
-        self.W = nn.Sequential(_conv1x1(self.inter_channels, in_channels), nn.BatchNorm2d(in_channels))
-        nn.init.zeros_(self.W[1].weight)
-        nn.init.zeros_(self.W[1].bias)
+        norm = nn.BatchNorm2d(in_channels)
+        nn.init.zeros_(norm.weight)
+        nn.init.zeros_(norm.bias)
+        self.W = nn.Sequential(_conv1x1(self.inter_channels, in_channels), norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape

@@ -59,4 +59,4 @@ class Normalization:
             raise CheckpointError(
                 f"checkpoint normalization needs 3 means and 3 positive stds, got mean={mean} std={std}"
             )
-        return cls(mean=mean, std=std)  # type: ignore[arg-type]
+        return cls(mean=mean, std=std)

@@ -23,5 +23,8 @@ class ProbabilityModel(nn.Module):
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("shift", shift, persistent=False)
 
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.model(image * self.scale + self.shift))
