@@ -39,10 +39,11 @@ def _config_port(store: Path, key: str) -> int:
 
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    out = tmp_path_factory.mktemp("demo") / "nltool-demo"
-    done = subprocess.run(["nltool", "demo", "--quick", "--out", str(out)], capture_output=True, text=True,
-                          timeout=900, check=False)
-    return out, done
+    """As a new user runs it: from a folder, with the default relative ``--out`` (nltool-demo)."""
+    folder = tmp_path_factory.mktemp("demo")
+    done = subprocess.run(["nltool", "demo", "--quick"], cwd=folder, capture_output=True, text=True, timeout=900,
+                          check=False)
+    return folder / "nltool-demo", done
 
 
 def test_quick_demo_goes_through_every_stage_and_reports(quick_demo) -> None:

@@ -34,6 +34,15 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert _readme_commands()[1] in ci
 
 
+def test_ci_runs_the_readme_main_job_in_a_fresh_venv_with_the_default_out() -> None:
+    """The main job's command (with --quick) runs in a venv of its own, from the clone's root."""
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    main_job = ci.index(_readme_commands()[0] + " --quick")
+    assert any(line.startswith("python -m venv") for line in ci[:main_job])
+    assert any(line.startswith(". ") and "venv/bin/activate" in line for line in ci[:main_job])
+    assert "--out" not in ci[main_job]
+
+
 def _readme_block(heading: str) -> list[str]:
     """The commands of the first bash block under ``heading``."""
     text = (REPO / "README.md").read_text()
