@@ -38,8 +38,10 @@ class MissingDependencyError(NltoolError, ImportError):
 
 
 def install_hint(module: str) -> str:
-    """``pip install 'nltool[extra]'`` for ``module`` (its extra from :data:`EXTRAS`)."""
-    extra = EXTRAS.get(module) or EXTRAS.get(module.split(".")[0])
+    """``pip install 'nltool[extra]'`` for ``module`` (its extra from :data:`EXTRAS`, longest prefix first)."""
+    parts = module.split(".")
+    extra = next((EXTRAS[name] for name in (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+                  if name in EXTRAS), None)
     if extra is None:
         return f"pip install {module.split('.')[0]}"
     return f"pip install 'nltool[{extra}]'{EXTRA_NOTES.get(extra, '')}"

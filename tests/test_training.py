@@ -162,7 +162,7 @@ def test_two_process_gloo_ddp_writes_one_checkpoint(scenes: tuple[Path, Path], t
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "training", "--data", str(scenes[0]), "--val", str(scenes[1]), "--out", str(out), "--arch",
+           "-m", "nltool.training", "--data", str(scenes[0]), "--val", str(scenes[1]), "--out", str(out), "--arch",
            "linknet", "--encoder-weights", "none", "--crop", "64", "--batch-size", "2", "--workers", "0",
            "--max-steps", "4", "--device", "cpu"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)

@@ -20,7 +20,7 @@ fi
 
 if (( BATCH % GPUS )); then echo "BATCH=$BATCH does not split over GPUS=$GPUS" >&2; exit 2; fi
 TRAIN=(nltool train)
-if (( GPUS > 1 )); then TRAIN=(torchrun --standalone --nproc-per-node "$GPUS" -m training); fi
+if (( GPUS > 1 )); then TRAIN=(torchrun --standalone --nproc-per-node "$GPUS" -m nltool.training); fi
 # The paper's recipe (III-B b, shared/paper/NL-LinkNet.md line 116) with the authors' schedule
 # (yswang1717/NLLinkNet train.py: lr / 5 after more than 5 epochs without a lower loss, stop after
 # more than 8, at most 500 epochs).
