@@ -35,13 +35,13 @@ class RasterFrame:
     assumed_pixel_size_m: float = DEFAULT_PIXEL_SIZE_M
 
     @classmethod
-    def from_georeference(cls, width: int, height: int, georef: Any) -> RasterFrame:
-        """The frame of a raster read by rasterio (an :class:`nltool.imagery.GeoReference` or None)."""
-        if georef is None:
-            return cls(width, height)
+    def from_georeference(cls, width: int, height: int, georef: Any,
+                          assumed_pixel_size_m: float = DEFAULT_PIXEL_SIZE_M) -> RasterFrame:
+        """The frame of an image read by :func:`nltool.imagery.open_image` (``georef`` None: pixels)."""
+        if georef is None or georef.crs is None:
+            return cls(width, height, assumed_pixel_size_m=assumed_pixel_size_m)
         t = georef.transform
-        crs = georef.crs.to_wkt() if georef.crs is not None else None
-        return cls(width, height, (t.a, t.b, t.c, t.d, t.e, t.f), crs)
+        return cls(width, height, (t.a, t.b, t.c, t.d, t.e, t.f), georef.crs.to_wkt(), assumed_pixel_size_m)
 
     @property
     def georeferenced(self) -> bool:
