@@ -80,14 +80,28 @@ def prune_spurs(graph: Any, settings: VectorizeSettings, scale: PixelScale) -> i
     return pruned
 
 
-def end_direction(xy_from_end: np.ndarray) -> np.ndarray:
-    """Unit vector pointing out of a dead end, from its polyline (starting at the end)."""
-    steps = np.hypot(*np.diff(xy_from_end, axis=0).T)
-    reach = np.searchsorted(np.cumsum(steps), DIRECTION_REACH_PX)
-    back = xy_from_end[min(int(reach) + 1, len(xy_from_end) - 1)]
-    vector = xy_from_end[0] - back
+def end_direction(xy_from_end: np.ndarray, radius: float = 0.0) -> tuple[int, np.ndarray]:
+    """Where a dead end's straight part begins and the unit vector pointing out of it.
+
+    Thinning bends the last pixels of a skeleton towards a corner of the road's end, over about the
+    road's half width (``radius``), so the direction is measured between the points ``radius`` and
+    ``radius + max(10, 2 × radius)`` pixels back from the end (less on short edges). Returns the
+    index of the first of those points along ``xy_from_end`` and the direction.
+    """
+    distance = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy_from_end, axis=0).T))])
+    skip = min(radius, distance[-1] / 3)
+    reach = min(skip + max(DIRECTION_REACH_PX, 2 * radius), distance[-1])
+    anchor = int(np.searchsorted(distance, skip))
+    back = int(min(np.searchsorted(distance, reach), len(xy_from_end) - 1))
+    vector = xy_from_end[anchor] - xy_from_end[back]
     norm = math.hypot(*vector)
-    return vector / norm if norm > 0 else np.zeros(2)
+    return anchor, (vector / norm if norm > 0 else np.zeros(2))
+
+
+def median_radius(dt: np.ndarray) -> float:
+    """The road's half width in pixels along an edge (median of its distance-transform samples)."""
+    samples = dt[np.isfinite(dt)]
+    return float(np.median(samples)) if samples.size else 0.0
 
 
 def dead_ends(graph: Any) -> list[tuple[Any, np.ndarray, float]]:
@@ -96,9 +110,8 @@ def dead_ends(graph: Any) -> list[tuple[Any, np.ndarray, float]]:
     for node in graph.nodes:
         if graph.degree(node) == 1:
             (_, _, data), = graph.edges(node, data=True)
-            samples = data["dt"][np.isfinite(data["dt"])]
-            radius = float(np.median(samples)) if samples.size else 0.0
-            ends.append((node, end_direction(oriented(data, node)[0]), radius))
+            radius = median_radius(data["dt"])
+            ends.append((node, end_direction(oriented(data, node)[0], radius)[1], radius))
     return ends
 
 
@@ -157,3 +170,77 @@ def drop_short_components(graph: Any, settings: VectorizeSettings, scale: PixelS
             graph.remove_nodes_from(component)
             dropped += 1
     return dropped
+
+
+def _box_range(p: np.ndarray, q: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, float]:
+    """The part [t0, t1] of segment p→q (t in [0, 1]) inside box (x0, y0, x1, y1) (Liang-Barsky)."""
+    t0, t1 = 0.0, 1.0
+    delta = q - p
+    for axis, low, high in ((0, box[0], box[2]), (1, box[1], box[3])):
+        if delta[axis] == 0:
+            if not low <= p[axis] <= high:
+                return 1.0, 0.0
+            continue
+        a, b = (low - p[axis]) / delta[axis], (high - p[axis]) / delta[axis]
+        t0, t1 = max(t0, min(a, b)), min(t1, max(a, b))
+    return t0, t1
+
+
+def clip_polyline(xy: np.ndarray, dt: np.ndarray, box: tuple[float, float, float, float]
+                  ) -> list[tuple[np.ndarray, np.ndarray, bool, bool]]:
+    """The parts of a polyline inside box (x0, y0, x1, y1), bounds included (infinite bounds allowed):
+    (xy, dt, starts at a cut, ends at a cut), with a cut point added where the line crosses the box."""
+    inside = (xy[:, 0] >= box[0]) & (xy[:, 0] <= box[2]) & (xy[:, 1] >= box[1]) & (xy[:, 1] <= box[3])
+    if inside.all():
+        return [(xy, dt, False, False)]
+    pieces = []
+    points: list[np.ndarray] = []
+    samples: list[float] = []
+    started_cut = False
+    for i in range(len(xy)):
+        if inside[i]:
+            if not points and i > 0:
+                t0, _ = _box_range(xy[i - 1], xy[i], box)
+                points, samples, started_cut = [xy[i - 1] + t0 * (xy[i] - xy[i - 1])], [np.nan], True
+            elif not points:
+                started_cut = False
+            points.append(xy[i])
+            samples.append(dt[i])
+        elif points:
+            _, t1 = _box_range(xy[i - 1], xy[i], box)
+            points.append(xy[i - 1] + t1 * (xy[i] - xy[i - 1]))
+            samples.append(np.nan)
+            pieces.append(_dedupe(points, samples, started_cut, True))
+            points, samples = [], []
+    if points:
+        pieces.append(_dedupe(points, samples, started_cut, False))
+    return [piece for piece in pieces if len(piece[0]) >= 2]
+
+
+def _dedupe(points: list[np.ndarray], samples: list[float], start_cut: bool, end_cut: bool
+            ) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """A clipped piece without repeated consecutive points."""
+    xy, dt = np.array(points), np.array(samples, np.float64)
+    keep = np.concatenate([[True], np.any(np.diff(xy, axis=0) != 0, axis=1)])
+    return xy[keep], dt[keep], start_cut, end_cut
+
+
+def clip_graph(graph: Any, box: tuple[float, float, float, float], cut_id: Any) -> Any:
+    """The part of ``graph`` inside ``box``; each point where an edge leaves the box becomes a new node
+    ``cut_id(n)`` with ``cut=True`` (a dead end made by the clipping, not by the road)."""
+    nx = require("networkx", "road networks")
+    out = nx.MultiGraph()
+    count = itertools.count()
+    for u, v, data in graph.edges(data=True):
+        end = v if data["start"] == u else u
+        for xy, dt, start_cut, end_cut in clip_polyline(data["xy"], data["dt"], box):
+            ends = []
+            for node, was_cut, point in ((data["start"], start_cut, xy[0]), (end, end_cut, xy[-1])):
+                if was_cut:
+                    node = cut_id(next(count))
+                    out.add_node(node, xy=point, cut=True, radius=0.0)
+                else:
+                    out.add_node(node, **graph.nodes[node])
+                ends.append(node)
+            out.add_edge(ends[0], ends[1], xy=xy, dt=dt, start=ends[0])
+    return out

@@ -4,11 +4,12 @@ Thinning is scikit-image's ``skeletonize``; tracing is sknw's ``build_sknw``, wh
 NetworkX graph whose nodes are junction clusters and dead ends (each cluster of touching junction
 pixels is one node at its centroid) and whose edges carry the skeleton pixels between them. A
 window may be a strip of a larger raster: ``cut_top`` / ``cut_bottom`` say which of its borders
-are cuts rather than the image's edge, and nothing touching a cut is treated as an end of a road.
+are cuts rather than the image's edge (small blobs reaching a cut are kept).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +17,14 @@ import numpy as np
 
 from nltool.errors import VectorError
 from nltool.optional import require
-from nltool.vectors.pixelgraph import end_direction, oriented, prune_spurs
+from nltool.vectors.pixelgraph import clip_graph, end_direction, oriented, prune_spurs
 from nltool.vectors.settings import PixelScale, VectorizeSettings
 
 SKNW_MAX_SIDE = 32767
 """sknw stores pixel coordinates as int16."""
 SKNW_MAX_NODES = 65000
+BORDER_PAD_PX = 32
+"""At least this many pixels of border are repeated around a window before thinning."""
 """sknw labels node clusters in a uint16 image, from 10 upwards."""
 
 
@@ -56,49 +59,55 @@ def clean_mask(window: Window, settings: VectorizeSettings, scale: PixelScale) -
 
 
 def window_graph(window: Window, settings: VectorizeSettings, scale: PixelScale) -> Any:
-    """The window's skeleton graph in image pixel coordinates, spurs pruned and dead ends extended."""
-    width = window.road.shape[1]
+    """The window's skeleton graph in image pixel coordinates, spurs pruned and dead ends extended.
+
+    The mask is padded by repeating its border pixels before thinning, so a road that runs out of
+    the window keeps going and its skeleton is not bent or shortened at the border; the graph is
+    then clipped back to the window, leaving cut ends (``cut=True``) where roads leave it.
+    """
+    rows, width = window.road.shape
     if width > SKNW_MAX_SIDE:
         raise VectorError(f"a raster {width} pixels wide is wider than the {SKNW_MAX_SIDE} pixels the skeleton "
                           "tracer (sknw) can address; cut it into narrower pieces first")
     skeletonize = require("skimage.morphology", "road network vectorization").skeletonize
     ndi = require("scipy.ndimage", "road network vectorization")
     road = clean_mask(window, settings, scale)
-    skeleton = skeletonize(road)
-    distance = ndi.distance_transform_edt(road).astype(np.float32)
-    graph = _trace(skeleton, distance, window)
+    pad = max(BORDER_PAD_PX, math.ceil(scale.pixels(settings.spur_m)))
+    padded = np.pad(road, pad, mode="edge")
+    skeleton = skeletonize(padded)
+    distance = ndi.distance_transform_edt(padded).astype(np.float32)
+    traced = _trace(skeleton, distance, (pad, pad - window.y0))
+    graph = clip_graph(traced, (0.0, float(window.y0), float(width), float(window.y0 + rows)),
+                       lambda n: ("border", n))
     prune_spurs(graph, settings, scale)
-    _extend_ends(graph, distance, window, width)
+    _extend_ends(graph, width, window.image_height)
     return graph
 
 
-def _trace(skeleton: np.ndarray, distance: np.ndarray, window: Window) -> Any:
-    """sknw's graph of the skeleton, as the MultiGraph described in :mod:`nltool.vectors.pixelgraph`."""
+def _trace(skeleton: np.ndarray, distance: np.ndarray, offset: tuple[int, int]) -> Any:
+    """sknw's graph of the skeleton, as the MultiGraph described in :mod:`nltool.vectors.pixelgraph`,
+    in image pixel coordinates (``offset``: the padded array's (column, row) of the image's origin)."""
     sknw = require("sknw", "road network vectorization")
     nx = require("networkx", "road network vectorization")
     _check_node_count(skeleton)
     traced = sknw.build_sknw(skeleton.astype(np.uint16), multi=True, iso=False, ring=True, full=False)
-    rows = skeleton.shape[0]
+    shift = np.array([0.5 - offset[0], 0.5 - offset[1]])
     graph = nx.MultiGraph()
+    pixels = {}
     for node, data in traced.nodes(data=True):
         row, col = data["o"]
-        pixels = np.asarray(data["pts"])
-        reach = float(distance[round(row), round(col)]) + 2.0
-        cut = (window.cut_top and pixels[:, 0].min() <= reach) or (window.cut_bottom and
-                                                                    pixels[:, 0].max() >= rows - 1 - reach)
-        graph.add_node(node, xy=np.array([col + 0.5, row + 0.5 + window.y0]), cut=bool(cut), pixels=pixels)
+        pixels[node] = np.asarray(data["pts"])
+        graph.add_node(node, xy=np.array([col, row]) + shift, cut=False,
+                       radius=float(distance[round(row), round(col)]))
     for u, v, data in traced.edges(data=True):
         pts = np.asarray(data["pts"], dtype=np.int64)
-        if not _holds(graph.nodes[u]["pixels"], pts[0]):
+        if not _holds(pixels[u], pts[0]):
             u, v = v, u
         inner = pts[1:-1]
-        xy = np.concatenate([graph.nodes[u]["xy"][None], inner[:, ::-1] + (0.5, 0.5 + window.y0),
-                             graph.nodes[v]["xy"][None]])
-        dt = np.concatenate([[_node_distance(graph, u, distance, window)], distance[inner[:, 0], inner[:, 1]],
-                             [_node_distance(graph, v, distance, window)]])
+        xy = np.concatenate([graph.nodes[u]["xy"][None], inner[:, ::-1] + shift, graph.nodes[v]["xy"][None]])
+        dt = np.concatenate([[graph.nodes[u]["radius"]], distance[inner[:, 0], inner[:, 1]],
+                             [graph.nodes[v]["radius"]]])
         graph.add_edge(u, v, xy=xy, start=u, dt=dt.astype(np.float64))
-    for node in graph.nodes:
-        del graph.nodes[node]["pixels"]
     return graph
 
 
@@ -118,34 +127,35 @@ def _holds(pixels: np.ndarray, pixel: np.ndarray) -> bool:
     return bool((pixels == pixel).all(axis=1).any())
 
 
-def _node_distance(graph: Any, node: Any, distance: np.ndarray, window: Window) -> float:
-    """The distance transform at a node's centroid pixel."""
-    x, y = graph.nodes[node]["xy"]
-    return float(distance[int(y - 0.5 - window.y0), int(x - 0.5)])
-
-
-def _extend_ends(graph: Any, distance: np.ndarray, window: Window, width: int) -> None:
-    """Lengthen each dead end by the road's half width there, so a line reaches the road's end (thinning
-    stops half a width short), clipped to the image; ends at a cut are left alone."""
+def _extend_ends(graph: Any, width: int, height: int) -> None:
+    """Straighten and lengthen each dead end so the line reaches the road's end: thinning bends the
+    last half width of a skeleton and stops half a width short. The bent tail is replaced by its
+    straight continuation, half a width long, or up to the image's edge when the road runs into it
+    (within three half widths). Ends at a cut are left alone."""
     for node in list(graph.nodes):
         if graph.degree(node) != 1 or graph.nodes[node]["cut"] or graph.has_edge(node, node):
             continue
         (_, _, data), = graph.edges(node, data=True)
         xy, dt = oriented(data, node)
-        reach = _node_distance(graph, node, distance, window) - 0.5
-        if reach <= 0:
+        radius = graph.nodes[node]["radius"]
+        anchor, direction = end_direction(xy, radius)
+        if radius <= 0.5 or not direction.any():
             continue
-        tip = _clip_to_box(xy[0], end_direction(xy) * reach, width, window.image_height)
+        tail = float(np.hypot(*np.diff(xy[:anchor + 1], axis=0).T).sum())
+        border = _distance_to_box(xy[anchor], direction, width, height)
+        reach = border if border <= tail + 3 * radius else min(tail + radius - 0.5, border)
+        tip = xy[anchor] + direction * reach
         graph.nodes[node]["xy"] = tip
-        data["xy"], data["dt"], data["start"] = np.concatenate([tip[None], xy]), np.concatenate([[np.nan], dt]), node
+        data["xy"], data["dt"] = np.concatenate([tip[None], xy[anchor:]]), np.concatenate([[np.nan], dt[anchor:]])
+        data["start"] = node
 
 
-def _clip_to_box(point: np.ndarray, step: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``point + step`` shortened so that it stays inside [0, width] × [0, height]."""
-    scale = 1.0
+def _distance_to_box(point: np.ndarray, direction: np.ndarray, width: int, height: int) -> float:
+    """How far a ray from ``point`` along the unit ``direction`` runs inside [0, width] × [0, height]."""
+    reach = np.inf
     for axis, limit in ((0, width), (1, height)):
-        if step[axis] > 0:
-            scale = min(scale, (limit - point[axis]) / step[axis])
-        elif step[axis] < 0:
-            scale = min(scale, -point[axis] / step[axis])
-    return point + step * max(0.0, scale)
+        if direction[axis] > 0:
+            reach = min(reach, (limit - point[axis]) / direction[axis])
+        elif direction[axis] < 0:
+            reach = min(reach, -point[axis] / direction[axis])
+    return max(0.0, float(reach))

@@ -21,7 +21,7 @@ from nltool.errors import VectorError
 from nltool.optional import require
 from nltool.vectors.frame import RasterFrame
 from nltool.vectors.network import RoadNetwork, network_from_graph
-from nltool.vectors.pixelgraph import drop_short_components, join_gaps, merge_chains
+from nltool.vectors.pixelgraph import clip_graph, drop_short_components, join_gaps, merge_chains
 from nltool.vectors.settings import VectorizeSettings
 from nltool.vectors.skeleton import Window, window_graph
 
@@ -82,43 +82,37 @@ class StripVectorizer:
 
     def _vectorize_strip(self) -> None:
         """Vectorize the window around the next core and keep the parts of its lines inside the core."""
+        nx = require("networkx", "road network vectorization")
         core0, core1 = self._core, self._core_end()
         win0, win1 = max(0, core0 - self.overlap), min(self.frame.height, core1 + self.overlap)
         road = self._rows[win0 - self._rows_y0:win1 - self._rows_y0]
         window = Window(win0, road, self.frame.height, cut_top=win0 > 0, cut_bottom=win1 < self.frame.height)
         graph = window_graph(window, self.settings, self.scale)
-        strip = core0
-        lower = core0 if core0 > 0 else -math.inf
-        upper = core1 if core1 < self.frame.height else math.inf
-        for u, v, key, data in graph.edges(keys=True, data=True):
-            for number, (xy, dt, start_cut, end_cut) in enumerate(_clip_to_rows(data["xy"], data["dt"], lower, upper)):
-                ends = []
-                for at_start, was_cut in ((True, start_cut), (False, end_cut)):
-                    point = xy[0] if at_start else xy[-1]
-                    if was_cut:
-                        node = ("cut", strip, u, v, key, number, at_start)
-                        self._cuts.setdefault(round(point[1]), []).append((float(point[0]), node))
-                        self.graph.add_node(node, xy=point, cut=True)
-                    else:
-                        original = data["start"] if at_start else (v if data["start"] == u else u)
-                        node = (strip, original)
-                        self.graph.add_node(node, xy=point, cut=False)
-                    ends.append(node)
-                self.graph.add_edge(ends[0], ends[1], xy=xy, dt=dt, start=ends[0])
+        box = (-math.inf, core0 if core0 > 0 else -math.inf, math.inf, core1 if core1 < self.frame.height else math.inf)
+        core = clip_graph(graph, box, lambda n: ("cut", n))
+        core = nx.relabel_nodes(core, {node: (core0, node) for node in core.nodes})
+        for node, data in core.nodes(data=True):
+            data["strip"] = core0
+            for border in (core0, core1):
+                if 0 < border < self.frame.height and abs(data["xy"][1] - border) <= CUT_MATCH_PX:
+                    self._cuts.setdefault(border, []).append((float(data["xy"][0]), node))
+        for _, _, data in core.edges(data=True):
+            data["start"] = (core0, data["start"])
+        self.graph.update(core)
         self._core = core1
         keep_from = max(0, self._core - self.overlap)
         self._rows = self._rows[keep_from - self._rows_y0:]
         self._rows_y0 = keep_from
 
     def _pair_cuts(self) -> None:
-        """Make each pair of cut points facing each other across a strip border one node."""
+        """Make each pair of points facing each other across a strip border one node: the cut points of
+        lines crossing it, and nodes lying on it (which both strips keep)."""
         for points in self._cuts.values():
-            points.sort(key=lambda p: p[0])
             used: set[Any] = set()
             pairs = sorted(((abs(a[0] - b[0]), a[1], b[1]) for a, b in itertools.combinations(points, 2)
-                            if abs(a[0] - b[0]) <= CUT_MATCH_PX and a[1][1] != b[1][1]), key=lambda p: p[0])
+                            if abs(a[0] - b[0]) <= CUT_MATCH_PX and a[1][0] != b[1][0]), key=lambda p: p[0])
             for _, keep, drop in pairs:
-                if keep in used or drop in used:
+                if keep in used or drop in used or keep not in self.graph or drop not in self.graph:
                     continue
                 used.update((keep, drop))
                 _contract(self.graph, keep, drop)
@@ -132,52 +126,11 @@ def _contract(graph: Any, keep: Any, drop: Any) -> None:
         data = dict(data)
         if data["start"] == drop:
             data["start"] = keep
+            data["xy"] = np.concatenate([graph.nodes[keep]["xy"][None], data["xy"][1:]])
+        else:
+            data["xy"] = np.concatenate([data["xy"][:-1], graph.nodes[keep]["xy"][None]])
         graph.add_edge(keep, keep if other == drop else other, **data)
     graph.remove_node(drop)
-
-
-def _clip_to_rows(xy: np.ndarray, dt: np.ndarray, lower: float, upper: float
-                  ) -> list[tuple[np.ndarray, np.ndarray, bool, bool]]:
-    """The parts of a polyline with ``lower <= y < upper``: (xy, dt, starts at a cut, ends at a cut)."""
-    inside = (xy[:, 1] >= lower) & (xy[:, 1] < upper)
-    if inside.all():
-        return [(xy, dt, False, False)]
-    pieces: list[tuple[np.ndarray, np.ndarray, bool, bool]] = []
-    current: list[int] | None = None
-    entry: np.ndarray | None = None
-    for i in range(len(xy)):
-        if inside[i] and current is None:
-            current, entry = [i], (_crossing(xy[i - 1], xy[i], lower, upper) if i > 0 else None)
-        elif inside[i]:
-            current.append(i)  # type: ignore[union-attr]
-        elif current is not None:
-            pieces.append(_piece(xy, dt, current, entry, _crossing(xy[i - 1], xy[i], lower, upper)))
-            current = None
-    if current is not None:
-        pieces.append(_piece(xy, dt, current, entry, None))
-    return pieces
-
-
-def _crossing(a: np.ndarray, b: np.ndarray, lower: float, upper: float) -> np.ndarray:
-    """Where segment a-b crosses the row border between an inside and an outside point."""
-    border = lower if min(a[1], b[1]) < lower else upper
-    t = (border - a[1]) / (b[1] - a[1])
-    return np.array([a[0] + t * (b[0] - a[0]), border])
-
-
-def _piece(xy: np.ndarray, dt: np.ndarray, indices: list[int], entry: np.ndarray | None,
-           exit_: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, bool, bool]:
-    """A clipped part of a polyline, with its cut points added at either end."""
-    parts, samples = [xy[indices]], [dt[indices]]
-    if entry is not None:
-        parts.insert(0, entry[None])
-        samples.insert(0, [np.nan])
-    if exit_ is not None:
-        parts.append(exit_[None])
-        samples.append([np.nan])
-    points = np.concatenate(parts)
-    keep = np.concatenate([[True], np.any(np.diff(points, axis=0) != 0, axis=1)])  # drop repeated points
-    return points[keep], np.concatenate(samples)[keep], entry is not None, exit_ is not None
 
 
 def vectorize_road(road: np.ndarray, frame: RasterFrame, settings: VectorizeSettings | None = None,
