@@ -165,3 +165,31 @@ def test_frame_pixel_size_of_a_geographic_raster() -> None:
     frame = RasterFrame(100, 100, (0.00001, 0, 10.0, 0, -0.00001, 50.0), "EPSG:4326")
     scale = frame.pixel_scale()
     assert scale.y == pytest.approx(1.11, rel=0.01) and scale.x == pytest.approx(0.716, rel=0.01)
+
+
+def test_strips_equal_the_whole_image_on_a_scene_crossing_strip_borders() -> None:
+    from nltool.synthetic import render_scene, scene_rng
+
+    _, mask = render_scene(512, scene_rng(0, 3), occluders=False)
+    frame = RasterFrame(512, 512)
+    whole = vectorize_array(mask > 0, frame)
+    strips = vectorize_array(mask > 0, frame, strip_rows=128)
+    assert whole.junctions >= 3
+    assert strips.total_length_m == pytest.approx(whole.total_length_m, rel=0.01)
+    assert strips.junctions == whole.junctions
+    assert len(strips.edges) == len(whole.edges)
+
+
+def test_streamed_rows_in_small_blocks_give_the_same_network() -> None:
+    from nltool.vectors import StripVectorizer
+
+    mask = _road(300)
+    mask[20:280, 150:159] = True
+    frame = RasterFrame(300, 300)
+    vectorizer = StripVectorizer(frame, strip_rows=64)
+    for y0 in range(0, 300, 37):
+        vectorizer.write_rows(y0, mask[y0:y0 + 37].astype(np.float32))
+    streamed = vectorizer.finish()
+    whole = vectorize_array(mask, frame)
+    assert streamed.junctions == whole.junctions == 1
+    assert streamed.total_length_m == pytest.approx(whole.total_length_m, rel=0.01)

@@ -527,8 +527,8 @@ def client(
         "key_file.json"),
     tta: Annotated[str | None, typer.Option(help="Override the server's TTA (none, flip, d4), if allowed.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Override the server's threshold.")] = None,
-    output_format: Annotated[str | None, typer.Option("--format", help="Override the answer format "
-                                                                          "(png, tif, prob).")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Override the answer format (png, tif, "
+                                                                          "prob; geojson: road network).")] = None,
     summary: Annotated[Path | None, typer.Option(help="Also write the server's JSON summary here (size, road "
                                                          "fraction, tiles, seconds per stage).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600.0,
