@@ -193,3 +193,28 @@ def test_streamed_rows_in_small_blocks_give_the_same_network() -> None:
     whole = vectorize_array(mask, frame)
     assert streamed.junctions == whole.junctions == 1
     assert streamed.total_length_m == pytest.approx(whole.total_length_m, rel=0.01)
+
+
+def test_cli_vectorize_and_apls(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nltool.app.cli import app
+
+    runner = CliRunner()
+    Image.fromarray(_road().astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "empty.png")
+    result = runner.invoke(app, ["vectorize", str(tmp_path / "mask.png"), "--out", str(tmp_path / "roads.geojson")])
+    assert result.exit_code == 0, result.output
+    assert "1 lines, 0 junctions" in result.output and "no georeferencing" in result.output
+    empty = runner.invoke(app, ["vectorize", str(tmp_path / "empty.png"), "--out", str(tmp_path / "empty.geojson")])
+    assert empty.exit_code == 0, empty.output
+    assert json.loads((tmp_path / "empty.geojson").read_text())["features"] == []
+    scored = runner.invoke(app, ["apls", "--truth", str(tmp_path / "mask.png"), "--proposal",
+                                 str(tmp_path / "roads.geojson"), "--json", str(tmp_path / "apls.json")])
+    assert scored.exit_code == 0, scored.output
+    assert scored.output.startswith("APLS 1.0000")
+    assert json.loads((tmp_path / "apls.json").read_text())["apls"] == pytest.approx(1.0)
+    points = tmp_path / "points.geojson"
+    points.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    refused = runner.invoke(app, ["apls", "--truth", str(points), "--proposal", str(tmp_path / "roads.geojson")])
+    assert refused.exit_code == 1 and "holds no LineString" in refused.output
