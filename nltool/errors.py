@@ -37,3 +37,8 @@ class ImageError(NltoolError):
 
 class OutputExistsError(NltoolError):
     """An output file that is already there; nltool overwrites only when asked (--force)."""
+
+
+class VectorError(NltoolError, ValueError):
+    """A road-network input or setting that cannot be used: a bad threshold, a GeoJSON without
+    LineStrings, a CRS that cannot be turned into metres, a mask too wide to vectorize."""

@@ -13,6 +13,7 @@ from nltool.data.deepglobe import Sample, read_sample
 from nltool.fileio import write_json
 from nltool.inference.pipeline import InferencePipeline
 from nltool.metrics import IoUAccumulator
+from nltool.vectors.scoring import AplsScorer
 
 OnMask = Callable[[Sample, np.ndarray, np.ndarray, np.ndarray], None]
 """Called with (sample, RGB image, truth, predicted uint8 mask) for each scored sample."""
@@ -49,11 +50,20 @@ def evaluation_report(scores: IoUAccumulator, pipeline: InferencePipeline, data:
 
 def run_evaluation(pipeline: InferencePipeline, samples: Sequence[Sample], data: Path,
                    json_path: Path | None = None, progress: Callable[[int], None] | None = None,
-                   on_mask: OnMask | None = None) -> dict[str, Any]:
-    """Evaluate, build the report, and write it atomically to ``json_path`` if given."""
+                   on_mask: OnMask | None = None, apls: AplsScorer | None = None) -> dict[str, Any]:
+    """Evaluate, build the report, and write it atomically to ``json_path`` if given; with ``apls``,
+    each prediction is also vectorized and scored by APLS (the report's ``apls`` section)."""
     started = time.perf_counter()
-    scores = evaluate_samples(pipeline, samples, progress, on_mask)
+    hooks = [hook for hook in (on_mask, apls) if hook is not None]
+
+    def each_mask(sample: Sample, rgb: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> None:
+        for hook in hooks:
+            hook(sample, rgb, truth, mask)
+
+    scores = evaluate_samples(pipeline, samples, progress, each_mask if hooks else None)
     report = evaluation_report(scores, pipeline, data, time.perf_counter() - started)
+    if apls is not None:
+        report["apls"] = apls.to_dict()
     if json_path is not None:
         write_json(json_path, report)
     return report

@@ -24,6 +24,13 @@ EXTRAS: dict[str, str] = {
     "google.rpc": "client",
     "yaml": "serve",
     "ts": "serve",
+    "skimage": "vector",
+    "sknw": "vector",
+    "scipy": "vector",
+    "shapely": "vector",
+    "pyproj": "vector",
+    "networkx": "vector",
+    "pyogrio": "vector",
 }
 """Top-level module -> the extra of ``pyproject.toml`` that installs it."""
 

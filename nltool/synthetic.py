@@ -64,6 +64,21 @@ def render_scene(
     Occluders are drawn last and only on the image, so the mask (and everything drawn before them)
     is the same with ``occluders=False`` for the same generator state.
     """
+    image, mask, _ = render_scene_with_roads(size, rng, occluders=occluders)
+    return image, mask
+
+
+def centre_lines(roads: list[_Road]) -> list[np.ndarray]:
+    """The roads' centre lines as N×2 (x, y) arrays in pixel coordinates with (0, 0) at the top-left
+    corner of the top-left pixel (Pillow draws pixel (i, j) centred on (i, j), so + 0.5). Lines run
+    past the image's edge, as the roads do; clip them to [0, size]² to compare with the mask."""
+    return [np.asarray(road.points, np.float64) + 0.5 for road in roads]
+
+
+def render_scene_with_roads(
+    size: int, rng: np.random.Generator, *, occluders: bool = True
+) -> tuple[np.ndarray, np.ndarray, list[_Road]]:
+    """:func:`render_scene` plus the roads drawn (centre line, width, colour): the true road network."""
     ground, noise_std = _land_cover(size, rng)
     roads = _road_network(size, rng)
     labels = _draw_road_labels(size, roads)
@@ -75,7 +90,7 @@ def render_scene(
     if occluders:
         image = _occlude(image, on_road, rng)
     mask = np.where(on_road, np.uint8(255), np.uint8(0))
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask, roads
 
 
 # --- land cover -------------------------------------------------------------------------------

@@ -4,10 +4,11 @@
 ``preprocess`` decodes each request (raw image bytes, or multipart ``data`` plus option fields;
 options may also come as ``X-Nltool-Tta`` / ``-Threshold`` / ``-Format`` / ``-Summary`` headers);
 ``inference`` runs the same pipeline and mask writer as ``nltool predict``, so masks are
-byte-identical; ``postprocess`` answers each request with its mask (or, with ``summary=true``, a
-JSON summary carrying the mask in base64) or a JSON error with its own status (4xx for bad input),
-so a bad request never takes the worker down. Every answered request adds custom metrics
-(tiles, per-stage latency) through TorchServe's metrics API.
+byte-identical (``format=geojson`` answers the road network vectorized from the same streamed
+probabilities, as ``predict --vectors geojson`` writes it); ``postprocess`` answers each request
+with its mask (or, with ``summary=true``, a JSON summary carrying the mask in base64) or a JSON
+error with its own status (4xx for bad input), so a bad request never takes the worker down. Every
+answered request adds custom metrics (tiles, per-stage latency) through TorchServe's metrics API.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from nltool.errors import ImageError, NltoolError
 from nltool.imagery import open_image, output_name
 from nltool.inference import InferencePipeline, load_backend
 from nltool.inference.backends.base import TimedBackend
-from nltool.inference.jobs import write_output
+from nltool.inference.jobs import road_vectorizer, write_output
 from nltool.serving.settings import (
     REQUEST_OPTIONS,
     RequestError,
@@ -36,7 +37,8 @@ from nltool.serving.settings import (
     wants_summary,
 )
 
-CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff", "json": "application/json"}
+CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff", "json": "application/json",
+                 "geojson": "application/geo+json"}
 REASONS = {400: "Bad Request", 413: "Payload Too Large"}
 
 
@@ -106,9 +108,12 @@ class NLLinkNetHandler(BaseHandler):
         started = time.perf_counter()
         with open_image(request.image, max_pixels=config.max_pixels) as reader, tempfile.TemporaryDirectory() as tmp:  # type: ignore[arg-type]
             decoded = time.perf_counter()
-            path = Path(tmp) / output_name(Path("request"), request.fmt)  # type: ignore[arg-type]
-            writer = write_output(pipeline, reader, path, request.fmt)  # type: ignore[arg-type]
-            request.answer = path.read_bytes()
+            mask_format = "png" if request.fmt == "geojson" else request.fmt
+            path = Path(tmp) / output_name(Path("request"), mask_format)  # type: ignore[arg-type]
+            vectorizer = road_vectorizer(pipeline, reader) if request.fmt == "geojson" else None
+            writer = write_output(pipeline, reader, path, mask_format, also=vectorizer)  # type: ignore[arg-type]
+            request.answer = (path.read_bytes() if vectorizer is None
+                              else json.dumps(vectorizer.finish().to_geojson()).encode())
         total = time.perf_counter() - started
         work = total - (decoded - started)
         request.summary = {

@@ -9,6 +9,8 @@ from nltool.errors import InferenceConfigError, NltoolError
 from nltool.inference import TTA_MODES, PipelineConfig
 from nltool.inference.config import OUTPUT_FORMATS, TTAMode
 
+SERVED_FORMATS: tuple[str, ...] = (*OUTPUT_FORMATS, "geojson")
+"""Answer formats: the mask encodings, or ``geojson``: the road network (WGS 84 for GeoTIFF requests)."""
 OVERRIDABLE = ("tta", "threshold", "format")
 """Pipeline settings a request may override, within the limits of the served config."""
 REQUEST_OPTIONS = (*OVERRIDABLE, "summary")
@@ -54,8 +56,8 @@ class ServingSettings:
         except ValueError as exc:
             raise RequestError(f"threshold {options['threshold']!r} is not a number") from exc
         fmt = options.get("format", self.format)
-        if fmt not in OUTPUT_FORMATS:
-            raise RequestError(f"format {fmt!r} is unknown; choose one of {', '.join(OUTPUT_FORMATS)}")
+        if fmt not in SERVED_FORMATS:
+            raise RequestError(f"format {fmt!r} is unknown; choose one of {', '.join(SERVED_FORMATS)}")
         try:
             return replace(self.pipeline, tta=cast(TTAMode, tta), threshold=threshold), fmt
         except InferenceConfigError as exc:

@@ -229,3 +229,44 @@ def test_eight_concurrent_clients_five_requests_each(served) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = [answer for batch in pool.map(five, range(8)) for answer in batch]
     assert len(answers) == 40 and all(answer == expected for answer in answers)
+
+
+def test_geojson_answer_for_a_geotiff_request_is_rfc7946_wgs84_and_matches_predict(served) -> None:
+    pytest.importorskip("sknw", reason="the [vector] extra is not installed")
+    rasterio = pytest.importorskip("rasterio", reason="rasterio (the [geo] extra) is not installed")
+    from pyproj import Transformer
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    server, folder = served
+    data = (np.random.default_rng(4).random((3, 256, 320)) * 255).astype(np.uint8)
+    profile = {"driver": "GTiff", "height": 256, "width": 320, "count": 3, "dtype": "uint8",
+               "crs": CRS.from_epsg(32630), "transform": from_origin(400000, 4000000, 0.5, 0.5)}
+    with rasterio.open(folder / "geo_scene.tif", "w", **profile) as dst:
+        dst.write(data)
+    out = folder / "served_roads.geojson"
+    result = runner.invoke(app, ["client", str(folder / "geo_scene.tif"), "--out", str(out), "--url", server.url,
+                                 "--model-name", "onnxroads", "--format", "geojson", "--token-file",
+                                 str(folder / "key_file.json")])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(out.read_text())
+    assert answer["type"] == "FeatureCollection" and "crs" not in answer
+    assert answer["nltool"]["coordinates"] == "map"
+    to_wgs84 = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True)
+    corners = np.array([to_wgs84.transform(x, y) for x in (400000, 400160) for y in (3999872, 4000000)])
+    (west, south), (east, north) = corners.min(axis=0), corners.max(axis=0)
+    lines = [f for f in answer["features"] if f["geometry"]["type"] == "LineString"]
+    assert lines, "the served model's mask should hold some road"
+    for feature in answer["features"]:
+        coordinates = np.array(feature["geometry"]["coordinates"], dtype=float).reshape(-1, 2)
+        assert ((coordinates[:, 0] >= west - 1e-6) & (coordinates[:, 0] <= east + 1e-6)).all()
+        assert ((coordinates[:, 1] >= south - 1e-6) & (coordinates[:, 1] <= north + 1e-6)).all()
+    assert all(f["properties"]["length_m"] > 0 for f in lines)
+    grpc_answer = GrpcClient(server.grpc_target, "onnxroads", server.token()).predict(
+        (folder / "geo_scene.tif").read_bytes(), fmt="geojson")
+    assert json.loads(grpc_answer) == answer
+    predicted = runner.invoke(app, ["predict", str(folder / "geo_scene.tif"), "--model", str(folder / "model.onnx"),
+                                    "--out", str(folder / "pred_geo"), "--vectors", "geojson", "--device", "cpu"])
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads((folder / "pred_geo" / "geo_scene_roads.geojson").read_text()) == answer
+    del rasterio

@@ -75,6 +75,9 @@ PairwiseOption = Annotated[
 
 
 ModelOpt = Annotated[Path, typer.Option(help="Checkpoint (.pt/.th), ONNX file or TensorRT .plan.")]
+VectorsOpt = Enum("VectorsOpt", {name: name for name in ("geojson", "gpkg")}, type=str)  # type: ignore[misc]
+PixelSizeOpt = Annotated[float, typer.Option("--pixel-size", min=0.01, help="Metres per pixel of images without "
+                                             "georeferencing (road-network thresholds and lengths are in metres).")]
 
 
 def _pipeline(model: Path, device: str, arch: Arch | None, pairwise: PairwiseOpt | None, *, tile: int,
@@ -195,22 +198,28 @@ def predict(
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
     force: Annotated[bool, typer.Option(help="Overwrite outputs that already exist.")] = False,
+    vectors: Annotated[VectorsOpt | None, typer.Option(help="Also write the road network beside each mask: "
+                       "<name>_roads.geojson (WGS 84) or .gpkg (the image's CRS).")] = None,
+    pixel_size: PixelSizeOpt = 0.5,
 ) -> None:
     """Write a road mask for each input image (tiled, with optional test-time augmentation)."""
     from nltool.inference.jobs import plan_jobs, predict_file
 
     band_tuple = _parse_numbers(bands, int, "--bands") if bands else None
     fmt = cast(OutputFormat, output_format.value)
-    jobs = plan_jobs(inputs, out, fmt, force)
+    jobs = plan_jobs(inputs, out, fmt, force, vectors.value if vectors else None)
     pipeline = _pipeline(model, device, arch, pairwise, tile=tile, overlap=overlap, tta=tta, scales=scales,
                          threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
     with progress_bar("tiles") as bar:
         for number, job in enumerate(jobs, start=1):
             task = bar.add_task(f"[{number}/{len(jobs)}] {job.input.name}", total=None)
-            result = predict_file(pipeline, job, fmt, bands=band_tuple,
-                                  on_open=partial(_set_total, bar, task), progress=partial(bar.advance, task))
+            result = predict_file(pipeline, job, fmt, bands=band_tuple, on_open=partial(_set_total, bar, task),
+                                  progress=partial(bar.advance, task), pixel_size_m=pixel_size)
+            roads = "" if result.roads is None else (
+                f"; {job.vectors}: {result.roads['edges']} lines, {result.roads['junctions']} junctions, "
+                f"{result.roads['total_length_m'] / 1000:.2f} km")
             bar.console.print(f"{job.input} -> {result.output} ({result.width}×{result.height}, "
-                              f"road {result.road_fraction:.1%}, {result.seconds:.1f}s)")
+                              f"road {result.road_fraction:.1%}, {result.seconds:.1f}s){roads}")
 
 
 def _set_total(bar: Any, task: Any, total: int) -> None:
@@ -299,8 +308,13 @@ def evaluate(
     pairwise: PairwiseOption = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the full report (per-image IoU, "
                                                                      "settings) to this JSON file.")] = None,
+    apls: Annotated[bool, typer.Option("--apls", help="Also vectorize each prediction and score it by APLS "
+                                                      "against the truth network.")] = False,
+    graphs: Annotated[Path | None, typer.Option(help="Folder of truth networks <id>.geojson for --apls (default: "
+                                                     "vectorize the truth masks).")] = None,
+    pixel_size: PixelSizeOpt = 0.5,
 ) -> None:
-    """Score a model on labelled scenes: DeepGlobe road IoU (per image, averaged) and pooled IoU."""
+    """Score a model on labelled scenes: DeepGlobe road IoU (per image, averaged) and pooled IoU (and APLS)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -313,7 +327,14 @@ def evaluate(
     config = pipeline.config
     with progress_bar("scenes") as bar:
         task = bar.add_task("evaluate", total=len(samples))
-        report = run_evaluation(pipeline, samples, data, json_path, progress=lambda n: bar.advance(task, n))
+        scorer = None
+        if apls or graphs is not None:
+            from nltool.vectors.scoring import AplsScorer
+            from nltool.vectors.settings import VectorizeSettings
+
+            scorer = AplsScorer(graphs, vectorize=VectorizeSettings(threshold=threshold), pixel_size_m=pixel_size)
+        report = run_evaluation(pipeline, samples, data, json_path, progress=lambda n: bar.advance(task, n),
+                                apls=scorer)
     table = Table(title=f"{model.name} on {data} ({report['n_images']} scenes, tta {tta.value}, "
                         f"scales {','.join(map(str, config.scales))}, threshold {threshold})")
     table.add_column("metric")
@@ -321,9 +342,84 @@ def evaluate(
     table.add_column("definition")
     for key in ("mean_iou_per_image", "pooled_iou"):
         table.add_row(key, f"{report[key]['value']:.4f}", report[key]["definition"])
+    if "apls" in report:
+        entry = report["apls"]["mean_apls_per_image"]
+        table.add_row("mean_apls_per_image", f"{entry['value']:.4f}", entry["definition"])
     Console().print(table)
     if json_path:
         typer.echo(f"report: {json_path}")
+
+
+@app.command()
+def vectorize(
+    raster: Annotated[Path, typer.Argument(help="Road mask or probability map: PNG, JPEG, TIFF or GeoTIFF.")],
+    out: Annotated[Path, typer.Option(help="Road network: .geojson (WGS 84, RFC 7946) or .gpkg (the raster's CRS).")],
+    threshold: Annotated[float, typer.Option(help="Road where probability > this (binary masks: any non-zero "
+                                                  "pixel).")] = 0.5,
+    pixel_size: PixelSizeOpt = 0.5,
+    min_object: Annotated[float, typer.Option("--min-object-m2", help="Drop road blobs under this (m²).")] = 40.0,
+    max_hole: Annotated[float, typer.Option("--max-hole-m2", help="Fill road holes under this (m²).")] = 40.0,
+    spur: Annotated[float, typer.Option("--spur-m", help="Prune dead-end branches shorter than this (m).")] = 6.0,
+    gap: Annotated[float, typer.Option("--gap-m", help="Join dead ends this close (m) that line up.")] = 10.0,
+    gap_angle: Annotated[float, typer.Option("--gap-angle-deg", help="How well two ends must line up to be "
+                                                                    "joined (degrees).")] = 30.0,
+    min_component: Annotated[float, typer.Option("--min-component-m", help="Drop network pieces shorter than this "
+                                                                          "in total (m).")] = 20.0,
+    simplify: Annotated[float, typer.Option("--simplify-m", help="Line simplification tolerance (m).")] = 1.0,
+    nodes: Annotated[bool, typer.Option(help="Also write junctions and dead ends (GeoJSON Points / GeoPackage "
+                                             "layer 'nodes').")] = True,
+    force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Turn a road mask or probability map into a road network of centre lines with length and width."""
+    from nltool.errors import OutputExistsError
+    from nltool.vectors import VectorizeSettings, vectorize_file
+    from nltool.vectors.io import vector_format, write_network
+
+    vector_format(out)
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} already exists; pass --force to overwrite it")
+    settings = VectorizeSettings(threshold=threshold, min_object_m2=min_object, max_hole_m2=max_hole, spur_m=spur,
+                                 gap_m=gap, gap_angle_deg=gap_angle, min_component_m=min_component,
+                                 simplify_m=simplify)
+    network = vectorize_file(raster, settings, pixel_size)
+    write_network(network, out, nodes=nodes)
+    summary = network.summary()
+    typer.echo(f"{raster} -> {out}: {summary['edges']} lines, {summary['junctions']} junctions, "
+               f"{summary['total_length_m'] / 1000:.3f} km")
+    if summary["coordinates"] == "pixel":
+        typer.echo(f"note: {raster} has no georeferencing; coordinates are pixels (x right, y down) and metres "
+                   f"assume {pixel_size} m per pixel (--pixel-size)", err=True)
+
+
+@app.command("apls")
+def apls_command(
+    truth: Annotated[Path, typer.Option(help="Truth network (.geojson/.gpkg, any CRS) or road mask.")],
+    proposal: Annotated[Path, typer.Option(help="Proposed network (.geojson/.gpkg) or mask/probability map.")],
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the result to this JSON file.")] = None,
+    linestring_delta: Annotated[float, typer.Option("--linestring-delta-m", help="Control points every this many "
+                                                                                 "metres along edges.")] = 50.0,
+    max_snap: Annotated[float, typer.Option("--max-snap-dist-m", help="Control points snap onto the other network "
+                                                                      "within this distance (m).")] = 4.0,
+    min_path: Annotated[float, typer.Option("--min-path-length-m", help="Ignore paths shorter than this (m).")] = 10.0,
+    max_control_points: Annotated[int, typer.Option(help="Sample this many control points of larger graphs.")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of that sampling.")] = 0,
+    threshold: Annotated[float, typer.Option(help="Threshold for probability-map inputs.")] = 0.5,
+    pixel_size: PixelSizeOpt = 0.5,
+) -> None:
+    """APLS (SpaceNet's Average Path Length Similarity) of a proposed road network against the truth."""
+    from nltool.fileio import write_json
+    from nltool.vectors.apls import AplsSettings
+    from nltool.vectors.compare import apls_files
+    from nltool.vectors.settings import VectorizeSettings
+
+    settings = AplsSettings(linestring_delta_m=linestring_delta, max_snap_dist_m=max_snap,
+                            min_path_length_m=min_path, max_control_points=max_control_points, seed=seed)
+    result = apls_files(truth, proposal, settings, VectorizeSettings(threshold=threshold), pixel_size)
+    typer.echo(f"APLS {result.apls:.4f} (truth->proposal {result.truth_to_proposal:.4f} over {result.truth_paths} "
+               f"paths, proposal->truth {result.proposal_to_truth:.4f} over {result.proposal_paths} paths)")
+    if json_path is not None:
+        write_json(json_path, {"truth": str(truth), "proposal": str(proposal), **result.to_dict(),
+                               "settings": vars(settings)})
 
 
 @app.command()
@@ -426,8 +522,8 @@ def client(
         "key_file.json"),
     tta: Annotated[str | None, typer.Option(help="Override the server's TTA (none, flip, d4), if allowed.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Override the server's threshold.")] = None,
-    output_format: Annotated[str | None, typer.Option("--format", help="Override the answer format "
-                                                                          "(png, tif, prob).")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Override the answer format (png, tif, "
+                                                                          "prob; geojson: road network).")] = None,
     summary: Annotated[Path | None, typer.Option(help="Also write the server's JSON summary here (size, road "
                                                          "fraction, tiles, seconds per stage).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600.0,

@@ -1,0 +1,161 @@
+"""One window of road pixels to a skeleton graph: clean the mask, thin it, trace it, prune, extend.
+
+Thinning is scikit-image's ``skeletonize``; tracing is sknw's ``build_sknw``, which returns a
+NetworkX graph whose nodes are junction clusters and dead ends (each cluster of touching junction
+pixels is one node at its centroid) and whose edges carry the skeleton pixels between them. A
+window may be a strip of a larger raster: ``cut_top`` / ``cut_bottom`` say which of its borders
+are cuts rather than the image's edge (small blobs reaching a cut are kept).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nltool.errors import VectorError
+from nltool.optional import require
+from nltool.vectors.pixelgraph import clip_graph, end_direction, oriented, prune_spurs
+from nltool.vectors.settings import PixelScale, VectorizeSettings
+
+SKNW_MAX_SIDE = 32767
+"""sknw stores pixel coordinates as int16."""
+SKNW_MAX_NODES = 65000
+BORDER_PAD_PX = 32
+"""At least this many pixels of border are repeated around a window before thinning."""
+"""sknw labels node clusters in a uint16 image, from 10 upwards."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows ``y0 .. y0 + len(road)`` of an image ``image_height`` rows tall, as a boolean road mask."""
+
+    y0: int
+    road: np.ndarray
+    image_height: int
+    cut_top: bool = False
+    cut_bottom: bool = False
+
+
+def clean_mask(window: Window, settings: VectorizeSettings, scale: PixelScale) -> np.ndarray:
+    """Drop road blobs under ``min_object_m2`` (unless they reach a cut) and fill holes under ``max_hole_m2``."""
+    ndi = require("scipy.ndimage", "road network vectorization")
+    road = window.road
+    labels, count = ndi.label(road, structure=np.ones((3, 3), bool))
+    keep = np.bincount(labels.ravel(), minlength=count + 1) >= scale.area_pixels(settings.min_object_m2)
+    for cut, row in ((window.cut_top, labels[0]), (window.cut_bottom, labels[-1])):
+        if cut:
+            keep[row] = True
+    keep[0] = False
+    road = keep[labels]
+    holes, count = ndi.label(~road)
+    fill = np.bincount(holes.ravel(), minlength=count + 1) < scale.area_pixels(settings.max_hole_m2)
+    for border in (holes[0], holes[-1], holes[:, 0], holes[:, -1]):
+        fill[border] = False  # background reaching a border is not a hole
+    fill[0] = False
+    return road | fill[holes]
+
+
+def window_graph(window: Window, settings: VectorizeSettings, scale: PixelScale) -> Any:
+    """The window's skeleton graph in image pixel coordinates, spurs pruned and dead ends extended.
+
+    The mask is padded by repeating its border pixels before thinning, so a road that runs out of
+    the window keeps going and its skeleton is not bent or shortened at the border; the graph is
+    then clipped back to the window, leaving cut ends (``cut=True``) where roads leave it.
+    """
+    rows, width = window.road.shape
+    if width > SKNW_MAX_SIDE:
+        raise VectorError(f"a raster {width} pixels wide is wider than the {SKNW_MAX_SIDE} pixels the skeleton "
+                          "tracer (sknw) can address; cut it into narrower pieces first")
+    skeletonize = require("skimage.morphology", "road network vectorization").skeletonize
+    ndi = require("scipy.ndimage", "road network vectorization")
+    road = clean_mask(window, settings, scale)
+    pad = max(BORDER_PAD_PX, math.ceil(scale.pixels(settings.spur_m)))
+    padded = np.pad(road, pad, mode="edge")
+    skeleton = skeletonize(padded)
+    distance = ndi.distance_transform_edt(padded).astype(np.float32)
+    traced = _trace(skeleton, distance, (pad, pad - window.y0))
+    graph = clip_graph(traced, (0.0, float(window.y0), float(width), float(window.y0 + rows)),
+                       lambda n: ("border", n))
+    prune_spurs(graph, settings, scale)
+    _extend_ends(graph, width, window.image_height)
+    return graph
+
+
+def _trace(skeleton: np.ndarray, distance: np.ndarray, offset: tuple[int, int]) -> Any:
+    """sknw's graph of the skeleton, as the MultiGraph described in :mod:`nltool.vectors.pixelgraph`,
+    in image pixel coordinates (``offset``: the padded array's (column, row) of the image's origin)."""
+    sknw = require("sknw", "road network vectorization")
+    nx = require("networkx", "road network vectorization")
+    _check_node_count(skeleton)
+    traced = sknw.build_sknw(skeleton.astype(np.uint16), multi=True, iso=False, ring=True, full=False)
+    shift = np.array([0.5 - offset[0], 0.5 - offset[1]])
+    graph = nx.MultiGraph()
+    pixels = {}
+    for node, data in traced.nodes(data=True):
+        row, col = data["o"]
+        pixels[node] = np.asarray(data["pts"])
+        graph.add_node(node, xy=np.array([col, row]) + shift, cut=False,
+                       radius=float(distance[round(row), round(col)]))
+    for u, v, data in traced.edges(data=True):
+        pts = np.asarray(data["pts"], dtype=np.int64)
+        if not _holds(pixels[u], pts[0]):
+            u, v = v, u
+        inner = pts[1:-1]
+        xy = np.concatenate([graph.nodes[u]["xy"][None], inner[:, ::-1] + shift, graph.nodes[v]["xy"][None]])
+        dt = np.concatenate([[graph.nodes[u]["radius"]], distance[inner[:, 0], inner[:, 1]],
+                             [graph.nodes[v]["radius"]]])
+        graph.add_edge(u, v, xy=xy, start=u, dt=dt.astype(np.float64))
+    return graph
+
+
+def _check_node_count(skeleton: np.ndarray) -> None:
+    """Refuse skeletons with more possible node clusters than sknw's uint16 labels can count."""
+    ndi = require("scipy.ndimage", "road network vectorization")
+    neighbours = ndi.convolve(skeleton.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - 1
+    candidates = int(np.count_nonzero(skeleton & (neighbours != 2)))
+    if candidates > SKNW_MAX_NODES:
+        raise VectorError(f"the road skeleton of this window has up to {candidates} junctions and ends, more than "
+                          f"the skeleton tracer can label ({SKNW_MAX_NODES}): lower strip_rows, or clean the "
+                          "probability map (a higher threshold, a larger min_object_m2)")
+
+
+def _holds(pixels: np.ndarray, pixel: np.ndarray) -> bool:
+    """Whether ``pixel`` (row, col) is one of a node cluster's pixels."""
+    return bool((pixels == pixel).all(axis=1).any())
+
+
+def _extend_ends(graph: Any, width: int, height: int) -> None:
+    """Straighten and lengthen each dead end so the line reaches the road's end: thinning bends the
+    last half width of a skeleton and stops half a width short. The bent tail is replaced by its
+    straight continuation, half a width long, or up to the image's edge when the road runs into it
+    (within three half widths). Ends at a cut are left alone."""
+    for node in list(graph.nodes):
+        if graph.degree(node) != 1 or graph.nodes[node]["cut"] or graph.has_edge(node, node):
+            continue
+        (_, _, data), = graph.edges(node, data=True)
+        xy, dt = oriented(data, node)
+        radius = graph.nodes[node]["radius"]
+        anchor, direction = end_direction(xy, radius)
+        if radius <= 0.5 or not direction.any():
+            continue
+        tail = float(np.hypot(*np.diff(xy[:anchor + 1], axis=0).T).sum())
+        border = _distance_to_box(xy[anchor], direction, width, height)
+        reach = border if border <= tail + 3 * radius else min(tail + radius - 0.5, border)
+        tip = xy[anchor] + direction * reach
+        graph.nodes[node]["xy"] = tip
+        data["xy"], data["dt"] = np.concatenate([tip[None], xy[anchor:]]), np.concatenate([[np.nan], dt[anchor:]])
+        data["start"] = node
+
+
+def _distance_to_box(point: np.ndarray, direction: np.ndarray, width: int, height: int) -> float:
+    """How far a ray from ``point`` along the unit ``direction`` runs inside [0, width] × [0, height]."""
+    reach = np.inf
+    for axis, limit in ((0, width), (1, height)):
+        if direction[axis] > 0:
+            reach = min(reach, (limit - point[axis]) / direction[axis])
+        elif direction[axis] < 0:
+            reach = min(reach, -point[axis] / direction[axis])
+    return max(0.0, float(reach))
