@@ -3,7 +3,10 @@
 Everything is built in a staging folder inside ``out`` and moved into place only when every step
 succeeded, so an error (bad checkpoint, missing runtime, failed build) leaves no partial
 artifacts. A parity failure keeps the artifacts and ``parity.json`` for inspection, but the
-command fails and says by how much.
+command fails and says by how much. The exporter always traces the model on the CPU; the
+PyTorch reference is a copy on ``--device`` (:mod:`nltool.export.reference`). TensorRT's timing
+cache lives in nltool's cache folder, so every later export on the same GPU and TensorRT reuses
+it; ``out/timing.cache`` is a copy of it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from nltool.cache import cache_dir
+from nltool.devices import tf32_state, visible_cuda
 from nltool.export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, file_sha256, onnx_metadata
 from nltool.export.parity import (
     ParityCase,
@@ -27,11 +32,12 @@ from nltool.export.parity import (
     write_parity,
 )
 from nltool.export.quantize import check_keep_float
+from nltool.export.reference import ParitySetup, parity_setup, reference_backend
 from nltool.export.tensorrt_build import EngineProfile, Precision
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, import_onnxruntime
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
 from nltool.inference.backends.torch_backend import TorchBackend
-from nltool.models import Pairwise, load_checkpoint
+from nltool.models import NLLinkNet, Pairwise, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class ExportRequest:
     workspace_gib: float = 4.0
     device: str = "cpu"
     force: bool = False
+    cache: Path = field(default_factory=cache_dir)
+    """nltool's cache folder: TensorRT's timing cache is read from and written to it."""
 
     def planned_files(self) -> list[str]:
         """Names of the artifacts this request writes into ``out``."""
@@ -116,10 +124,13 @@ def export_artifacts(request: ExportRequest, log: Callable[[str], None] = print)
     """Build every requested artifact, measure its parity, and move it all into ``request.out``."""
     check_request(request)
     loaded = load_checkpoint(request.checkpoint, arch=request.arch, pairwise=request.pairwise)
-    reference = TorchBackend(loaded.model, device=request.device, source=str(request.checkpoint))
+    cuda_count, current = visible_cuda(need_current=request.trt or request.device != "cpu")
+    setup = parity_setup(request.device, trt=request.trt, cuda_count=cuda_count, current=current)
+    reference = reference_backend(loaded.model, setup, source=str(request.checkpoint))
     staging = Path(tempfile.mkdtemp(prefix=".nltool-export-", dir=request.out))
     try:
-        reports = _build(request, loaded.model, reference, staging, log)
+        with tf32_state(setup.tf32):
+            reports = _build(request, loaded.model, reference, setup, staging, log)
         parity = write_parity(staging / "parity.json", reports, reference=str(request.checkpoint))
         kept = [name for name in request.planned_files() if (staging / name).exists()]
         files = []
@@ -131,7 +142,7 @@ def export_artifacts(request: ExportRequest, log: Callable[[str], None] = print)
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _build(request: ExportRequest, model, reference: TorchBackend, staging: Path,
+def _build(request: ExportRequest, model: NLLinkNet, reference: TorchBackend, setup: ParitySetup, staging: Path,
            log: Callable[[str], None]) -> list[ParityReport]:
     reports: list[ParityReport] = []
     onnx_path = staging / "model.onnx"
@@ -139,7 +150,7 @@ def _build(request: ExportRequest, model, reference: TorchBackend, staging: Path
     metadata = onnx_metadata(model, source=request.checkpoint.name, source_sha256=file_sha256(request.checkpoint))
     export_onnx(model, onnx_path, opset=request.opset, metadata=metadata)
     log("measuring ONNX parity against the checkpoint")
-    reports.append(measure_parity(reference, OnnxRuntimeBackend(onnx_path, providers=["CPUExecutionProvider"]),
+    reports.append(measure_parity(reference, OnnxRuntimeBackend(onnx_path, device="cpu"),
                                   str(request.out / "model.onnx"), "fp32"))
     if request.int8:
         from nltool.export.quantize import quantize_int8
@@ -147,10 +158,10 @@ def _build(request: ExportRequest, model, reference: TorchBackend, staging: Path
         log(f"quantizing to INT8 with calibration images from {request.calib}")
         int8_path = quantize_int8(onnx_path, staging / "model.int8.onnx", request.calib,  # type: ignore[arg-type]
                                   keep_float=request.int8_keep_float)
-        reports.append(measure_parity(reference, OnnxRuntimeBackend(int8_path, providers=["CPUExecutionProvider"]),
+        reports.append(measure_parity(reference, OnnxRuntimeBackend(int8_path, device="cpu"),
                                       str(request.out / "model.int8.onnx"), "int8", int8_cases()))
     if request.trt:
-        reports += _build_engines(request, onnx_path, reference, staging, log)
+        reports += _build_engines(request, onnx_path, reference, setup, staging, log)
     if not request.onnx:
         onnx_path.unlink()
     return reports
@@ -166,12 +177,16 @@ def engine_cases(profile: EngineProfile, precision: str) -> list[ParityCase]:
     return [random_case(1, profile.min_side, profile.min_side, torch.Generator().manual_seed(0)), scenes]
 
 
-def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBackend, staging: Path,
-                   log: Callable[[str], None]) -> list[ParityReport]:
-    from nltool.export.tensorrt_build import build_engine, fp16_onnx, write_sidecar
+def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBackend, setup: ParitySetup,
+                   staging: Path, log: Callable[[str], None]) -> list[ParityReport]:
+    from nltool.export.tensorrt_build import build_engine, fp16_onnx, timing_cache_path, write_sidecar
     from nltool.inference.backends.tensorrt_backend import TensorRTBackend
 
+    device = setup.engine
+    assert device is not None  # parity_setup names the engine's GPU whenever TensorRT is requested
     trt = import_tensorrt()
+    timing_cache = timing_cache_path(request.cache, trt.__version__, torch.cuda.get_device_capability(device))
+    timing_cache.parent.mkdir(parents=True, exist_ok=True)
     reports = []
     for precision in request.engine_precisions():
         source = onnx_path
@@ -183,11 +198,13 @@ def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBack
         elif precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16"):
             source = fp16_onnx(onnx_path, staging / "model.fp16.onnx")
         plan = staging / f"model.{precision}.plan"
-        log(f"building the TensorRT {precision} engine")
-        sidecar = build_engine(source, plan, precision=precision, profile=request.profile,
-                               workspace_gib=request.workspace_gib, timing_cache=staging / "timing.cache")
-        report = measure_parity(reference, TensorRTBackend(plan), str(request.out / plan.name), precision,
-                                engine_cases(request.profile, precision))
+        log(f"building the TensorRT {precision} engine on {device}")
+        with torch.cuda.device(device):
+            sidecar = build_engine(source, plan, precision=precision, profile=request.profile,
+                                   workspace_gib=request.workspace_gib, timing_cache=timing_cache)
+        report = measure_parity(reference, TensorRTBackend(plan, device=str(device)), str(request.out / plan.name),
+                                precision, engine_cases(request.profile, precision))
         write_sidecar(plan, {**sidecar, "parity": report.to_dict()})
         reports.append(report)
+    shutil.copyfile(timing_cache, staging / "timing.cache")
     return reports

@@ -30,7 +30,7 @@ class EngineProfile:
     """The optimization profile: batch and tile side ranges (tiles are square, multiples of 32).
 
     Kernels are tuned for ``opt``; any shape inside [min, max] runs. Memory grows with ``max``
-    (the non-local attention map is (H·W/64)² per NL3 block), so keep max near the tile you serve.
+    (the NL3 attention map is (H·W/64)·(H·W/256) values per image), so keep max near the tile you serve.
     """
 
     min_batch: int = 1
@@ -51,6 +51,14 @@ class EngineProfile:
         """(min, opt, max) input shapes N×3×H×W."""
         return ((self.min_batch, 3, self.min_side, self.min_side), (self.opt_batch, 3, self.opt_side, self.opt_side),
                 (self.max_batch, 3, self.max_side, self.max_side))
+
+
+def timing_cache_path(cache: Path, tensorrt_version: str, capability: tuple[int, int]) -> Path:
+    """Where builds with TensorRT ``tensorrt_version`` on GPUs of compute ``capability`` keep their
+    timing cache, inside nltool's ``cache`` folder: TensorRT rejects a cache from another GPU kind
+    and skips one from another version, so each pair has its own file, reused by every later build."""
+    major, minor = capability
+    return cache / "tensorrt" / f"timing-trt{tensorrt_version}-sm{major}{minor}.cache"
 
 
 def fp16_onnx(onnx_path: Path, out: Path) -> Path:
@@ -90,7 +98,9 @@ def build_engine(onnx_path: Path, plan_path: Path, *, precision: Precision, prof
     config.add_optimization_profile(shape_profile)
     cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.exists() else b""
     cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):  # made on another kind of GPU: start afresh
+        cache = config.create_timing_cache(b"")
+        config.set_timing_cache(cache, ignore_mismatch=False)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ExportError(f"TensorRT failed to build an engine from {onnx_path}; see its log above")

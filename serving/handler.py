@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import tempfile
 import time
@@ -37,6 +38,7 @@ from nltool.serving.settings import (
     wants_summary,
 )
 
+logger = logging.getLogger(__name__)
 CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff", "json": "application/json",
                  "geojson": "application/geo+json"}
 REASONS = {400: "Bad Request", 413: "Payload Too Large"}
@@ -57,7 +59,11 @@ class NLLinkNetHandler(BaseHandler):
             workers = max(1, int(config.get("minWorkers", 1)))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
         self.backend = load_backend(artifact, device=device, arch=self.settings.arch,
-                                    pairwise=self.settings.pairwise)  # type: ignore[arg-type]
+                                    pairwise=self.settings.pairwise,  # type: ignore[arg-type]
+                                    ort_tensorrt=self.settings.ort_tensorrt())
+        described = self.backend.describe()
+        logger.info("nltool backend %s on %s (%s)", self.backend.name, described.get("device"),
+                    described.get("providers", "-"))
         self.initialized = True
 
     def _options(self, row: dict[str, Any], idx: int) -> dict[str, str]:

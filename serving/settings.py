@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, cast
 
+from nltool.cache import cache_dir
 from nltool.errors import InferenceConfigError, NltoolError
 from nltool.inference import TTA_MODES, PipelineConfig
+from nltool.inference.backends.onnxruntime_backend import TensorRTProviderSettings
 from nltool.inference.config import OUTPUT_FORMATS, TTAMode
 
 SERVED_FORMATS: tuple[str, ...] = (*OUTPUT_FORMATS, "geojson")
@@ -44,6 +47,18 @@ class ServingSettings:
     allowed_tta: tuple[str, ...] = TTA_MODES
     arch: str | None = None
     pairwise: str | None = None
+    onnx_tensorrt: bool = False
+    """ONNX artifacts on GPU workers run on onnxruntime's TensorRT provider (else CUDA, then CPU)."""
+    tensorrt_cache: str | None = None
+    """Where that provider caches its engines; None: ``<nltool cache>/onnxruntime-tensorrt``."""
+
+    def ort_tensorrt(self) -> TensorRTProviderSettings | None:
+        """The TensorRT provider's settings when opted in: its engine cache, and the tile shapes this
+        pipeline sends as its profile, so engines are built once per worker start, not per request."""
+        if not self.onnx_tensorrt:
+            return None
+        folder = Path(self.tensorrt_cache) if self.tensorrt_cache else cache_dir() / "onnxruntime-tensorrt"
+        return TensorRTProviderSettings.for_pipeline(self.pipeline, folder)
 
     def for_request(self, overrides: dict[str, str] | None = None) -> tuple[PipelineConfig, str]:
         """The pipeline config and output format for one request, with its overrides checked."""
@@ -66,7 +81,8 @@ class ServingSettings:
     def to_dict(self) -> dict[str, Any]:
         """One flat mapping: the pipeline's settings beside the serving ones."""
         return {**self.pipeline.to_dict(), "format": self.format, "allowed_tta": list(self.allowed_tta),
-                "arch": self.arch, "pairwise": self.pairwise}
+                "arch": self.arch, "pairwise": self.pairwise, "onnx_tensorrt": self.onnx_tensorrt,
+                "tensorrt_cache": self.tensorrt_cache}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ServingSettings:

@@ -77,6 +77,19 @@ def _split(config: TrainConfig) -> tuple[list[Sample], list[Sample]]:
     return split_samples(samples, config.val_fraction, config.seed)
 
 
+def restore_scaler(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> bool:
+    """Load a saved ``GradScaler`` state into ``scaler``; returns whether one was loaded.
+
+    A run trained without AMP (on the CPU, or with ``--no-amp``) saved a disabled scaler's empty
+    state, which an enabled scaler refuses ("The source state dict is empty"); resuming such a run
+    with AMP starts from a fresh scaler instead. A disabled scaler ignores any state.
+    """
+    if not state:
+        return False
+    scaler.load_state_dict(state)
+    return scaler.is_enabled()
+
+
 def _resumed_config(config: TrainConfig, stored: dict[str, Any]) -> TrainConfig:
     """The resumed run's own config (``stored``), with only :data:`RESUMABLE_OVERRIDES` from ``config``."""
     fields = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__}
@@ -165,7 +178,7 @@ class Trainer:
         net: torch.nn.Module = DistributedDataParallel(model) if self.dist.enabled else model
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         criterion = RoadLoss(cfg.loss)  # type: ignore[arg-type]
-        scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
         schedule = PlateauSchedule(cfg.lr, cfg.lr_factor, cfg.plateau_patience, cfg.early_stop_patience, cfg.min_lr)
         state = _State()
         best_loss_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -173,7 +186,8 @@ class Trainer:
             saved = load_training_state(self.resume)
             optimizer.load_state_dict(saved["optimizer"])
             schedule.load_state_dict(saved["schedule"])
-            scaler.load_state_dict(saved["scaler"])
+            if not restore_scaler(scaler, saved["scaler"]) and self.use_amp:
+                self.log("the resumed run trained without AMP: starting a fresh gradient scaler")
             best_loss_weights = saved["best_loss_weights"]
             for key in _State.__dataclass_fields__:
                 setattr(state, key, saved[key])

@@ -494,6 +494,10 @@ def package(
     worker_port: Annotated[int, typer.Option(help="First worker socket number (/tmp/.ts.sock.N); give each "
                                                   "TorchServe on a machine its own range.")] = 9000,
     force: Annotated[bool, typer.Option(help="Replace an existing archive of the same name.")] = False,
+    onnx_tensorrt: Annotated[bool, typer.Option(help="ONNX on GPU workers: use onnxruntime's TensorRT provider "
+                                                     "(engines for this pipeline's tile shapes, cached).")] = False,
+    tensorrt_cache: Annotated[Path | None, typer.Option(help="Engine cache of --onnx-tensorrt (default: "
+                                                             "~/.cache/nltool/onnxruntime-tensorrt).")] = None,
 ) -> None:
     """Package a model as a TorchServe archive and write a loopback-only, token-protected config."""
     from nltool.serving.package import Ports, package_model
@@ -502,7 +506,8 @@ def package(
     settings = ServingSettings.from_dict({
         "tile": tile, "overlap": overlap, "tta": tta.value, "scales": _parse_numbers(scales, float, "--scales"),
         "threshold": threshold, "format": output_format.value, "max_pixels": max_pixels,
-        "arch": arch.value if arch else None, "pairwise": pairwise.value if pairwise else None})
+        "arch": arch.value if arch else None, "pairwise": pairwise.value if pairwise else None,
+        "onnx_tensorrt": onnx_tensorrt, "tensorrt_cache": str(tensorrt_cache) if tensorrt_cache else None})
     result = package_model(model, out, name=name, settings=settings, workers=workers, force=force,
                            ports=Ports(inference_port, management_port, metrics_port, grpc_port, grpc_management_port,
                                        worker_port))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
 from nltool.models import Pairwise
+
+if TYPE_CHECKING:
+    from nltool.inference.backends.onnxruntime_backend import TensorRTProviderSettings
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th")
 ONNX_SUFFIXES = (".onnx",)
@@ -20,11 +24,14 @@ def load_backend(
     device: str = "auto",
     arch: str | None = None,
     pairwise: Pairwise | None = None,
+    ort_tensorrt: TensorRTProviderSettings | None = None,
 ) -> Backend:
     """The backend for ``artifact``: PyTorch for checkpoints, onnxruntime for ONNX, TensorRT for engines.
 
-    ``arch``/``pairwise`` matter only for raw state dicts (the authors' ``.th``). Each backend is
-    imported only when needed, so a CPU install never touches TensorRT.
+    ``device`` is ``auto``, ``cpu``, ``cuda`` (the current GPU) or ``cuda:N``. ``arch``/``pairwise``
+    matter only for raw state dicts (the authors' ``.th``); ``ort_tensorrt`` opts ONNX artifacts
+    into onnxruntime's TensorRT provider on GPUs. Each backend is imported only when needed, so a
+    CPU install never touches TensorRT.
     """
     path = Path(artifact)
     if not path.exists():
@@ -37,8 +44,7 @@ def load_backend(
     if suffix in ONNX_SUFFIXES:
         from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        providers = ["CPUExecutionProvider"] if device == "cpu" else None
-        return OnnxRuntimeBackend(path, providers=providers)
+        return OnnxRuntimeBackend(path, device=device, tensorrt=ort_tensorrt)
     if suffix in ENGINE_SUFFIXES:
         from nltool.inference.backends.tensorrt_backend import TensorRTBackend
 

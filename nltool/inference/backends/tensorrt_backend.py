@@ -13,7 +13,7 @@ import os
 import threading
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -22,6 +22,8 @@ from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAME
 from nltool.optional import require
+
+Context = TypeVar("Context")
 
 
 def import_tensorrt() -> ModuleType:
@@ -33,6 +35,19 @@ def require_cuda() -> None:
     """TensorRT needs a visible CUDA GPU; fail at once, before any TensorRT call, when there is none."""
     if not torch.cuda.is_available():
         raise BackendError("TensorRT needs a CUDA GPU and none is visible on this machine")
+
+
+def require_context(context: Context | None, path: Path, device: torch.device,
+                    profile: list[tuple[int, ...]]) -> Context:
+    """The execution context, or a clear error when TensorRT returned none (it allocates the memory
+    of the profile's largest shape up front, and returns None when the GPU has not that much free)."""
+    if context is None:
+        raise BackendError(
+            f"TensorRT could not create an execution context for {path} on {device}: not enough free GPU "
+            f"memory for the engine's largest input {profile[-1]} (profile min, opt, max = {profile}); free the "
+            "GPU (fewer workers per GPU), or rebuild with a smaller --max-side/--max-batch"
+        )
+    return context
 
 
 class TensorRTBackend(Backend):
@@ -63,7 +78,8 @@ class TensorRTBackend(Backend):
                  for i in range(self.engine.num_io_tensors)}
         if names.get(INPUT_NAME) != trt.TensorIOMode.INPUT or names.get(OUTPUT_NAME) != trt.TensorIOMode.OUTPUT:
             raise BackendError(f"{self.path} is not an nltool engine: I/O tensors are {sorted(names)}")
-        self.context = self.engine.create_execution_context()
+        self.context = require_context(self.engine.create_execution_context(), self.path, self.device,
+                                       self.profile())
         self.stream = torch.cuda.Stream(device=self.device)
         self._lock = threading.Lock()
 
