@@ -5,8 +5,9 @@
 options may also come as ``X-Nltool-Tta`` / ``-Threshold`` / ``-Format`` / ``-Summary`` headers);
 ``inference`` runs the same pipeline and mask writer as ``nltool predict``, so masks are
 byte-identical; ``postprocess`` answers each request with its mask (or, with ``summary=true``, a
-JSON summary carrying the mask in base64) or a JSON error with its own status (4xx for bad input),
-so a bad request never takes the worker down. Every answered request adds custom metrics
+JSON summary carrying the mask in base64) or a JSON error with its own status: 4xx with the
+message of every :class:`~nltool.errors.NltoolError` (bad input, bad options), 500 for anything
+else (logged with its traceback), so no request takes the worker down. Every answered request adds custom metrics
 (tiles, per-stage latency) through TorchServe's metrics API.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import tempfile
 import time
@@ -30,14 +32,16 @@ from nltool.inference.backends.base import TimedBackend
 from nltool.inference.jobs import write_output
 from nltool.serving.settings import (
     REQUEST_OPTIONS,
+    InternalError,
     RequestError,
     ServingRequest,
     ServingSettings,
     wants_summary,
 )
 
+logger = logging.getLogger(__name__)
 CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff", "json": "application/json"}
-REASONS = {400: "Bad Request", 413: "Payload Too Large"}
+REASONS = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error"}
 
 
 class NLLinkNetHandler(BaseHandler):
@@ -94,6 +98,9 @@ class NLLinkNetHandler(BaseHandler):
                     request.error = RequestError(str(exc), status)
                 except NltoolError as exc:
                     request.error = RequestError(str(exc))
+                except Exception as exc:  # a failure of nltool itself: answer 500, keep the worker serving
+                    logger.exception("nltool failed on request %d", idx)
+                    request.error = InternalError(exc)
         return requests
 
     def _predict(self, request: ServingRequest) -> None:

@@ -137,11 +137,11 @@ def test_road_dataset_returns_unnormalized_image_and_binary_mask(tmp_path: Path)
 
 def test_rgb_non_binary_masks_are_binarised_at_128(tmp_path: Path) -> None:
     """An RGB mask with grey values is read as grey and thresholded: >= 128 is road."""
-    grey = np.array([[0, 100, 127, 128, 200, 255]], np.uint8).repeat(4, axis=0)
+    grey = np.tile(np.array([0, 100, 127, 128, 200, 255], np.uint8), (32, 6))  # 32×36: images need 32 px
     rgb = np.repeat(grey[..., None], 3, axis=2)
-    write_pair(tmp_path, "a", size=(6, 4), mask=rgb)
+    write_pair(tmp_path, "a", size=(36, 32), mask=rgb)
     _, mask = RoadDataset(find_pairs(tmp_path))[0]
-    assert mask[0, 0].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert mask[0, 0, :6].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
 
 
 def test_transform_receives_and_returns_the_tensor_pair(tmp_path: Path) -> None:
