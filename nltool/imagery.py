@@ -316,16 +316,17 @@ def _open_rasterio(rasterio: ModuleType, source: Path | bytes, name: str, bands:
     except Exception as exc:  # RasterioIOError and GDAL's CPLE_* errors
         if memfile is not None:
             memfile.close()
-        raise ImageError(f"{name} is not a readable TIFF ({_reason(exc)})") from exc
+        raise ImageError(f"{name} is truncated or corrupt: GDAL cannot open it ({_reason(exc)})") from exc
     try:
         return RasterioReader(dataset, name, bands, max_pixels, memfile)
     except BaseException as exc:
         dataset.close()
         if memfile is not None:
             memfile.close()
-        if isinstance(exc, Exception) and not isinstance(exc, ImageError):  # damaged blocks, colour tables, ...
-            raise ImageError(f"{name} is truncated or corrupt ({_reason(exc)})") from exc
-        raise
+        if isinstance(exc, ImageError) or not isinstance(exc, Exception):
+            raise
+        # damaged blocks met while measuring the stretch, a broken colour table, ...
+        raise ImageError(f"{name} is truncated or corrupt ({_reason(exc)})") from exc
 
 
 def _sixteen_bits_per_channel(image: Image.Image) -> bool:

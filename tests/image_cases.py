@@ -2,8 +2,8 @@
 
 An :class:`ImageCase` names a layout (a Pillow mode, a GeoTIFF band count and dtype, a 16-bit PNG),
 a format, a size, a seed and a truncation point; :func:`encode` turns it into the file's bytes.
-The property test draws cases at random; the CLI and TorchServe tests use :data:`TABLE_CASES`, one
-per row of the mode table in docs/inference.md, and :data:`SERVED_SAMPLE`.
+The property test draws cases at random; the CLI and TorchServe tests use :func:`table_cases`,
+one per layout of the mode table in docs/inference.md, plus a fixed sample of damaged ones.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ PNG16_BANDS = (1, 2, 3, 4)
 class ImageCase:
     """One input: ``layout`` is a Pillow mode (``"P"``, ``"P+t"`` = palette with a transparent entry)
     for PNG/JPEG/TIFF, ``"<bands>x<dtype>[+alpha|+nodata|+rgb]"`` for GeoTIFF, ``"<bands>x16"`` for
-    16-bit PNG. ``keep`` < 1 truncates the file to that fraction of its bytes."""
+    16-bit PNG. ``keep`` < 1 truncates the file to that fraction of its bytes; ``flip`` inverts the
+    byte at that fraction of the file (a damaged header or pixel block), ``None`` leaves it whole."""
 
     layout: str
     fmt: str
@@ -40,12 +41,20 @@ class ImageCase:
     height: int
     seed: int = 0
     keep: float = 1.0
+    flip: float | None = None
+
+    @property
+    def whole(self) -> bool:
+        """Neither truncated nor damaged: the file as its writer made it."""
+        return self.keep >= 1 and self.flip is None
 
     @property
     def label(self) -> str:
         """A short name for test ids and file names."""
         cut = "" if self.keep >= 1 else f"-cut{self.keep:.3f}"
-        return f"{self.fmt}-{self.layout}-{self.width}x{self.height}{cut}".replace(";", "_").replace("+", "_")
+        flip = "" if self.flip is None else f"-flip{self.flip:.3f}"
+        name = f"{self.fmt}-{self.layout}-{self.width}x{self.height}{cut}{flip}"
+        return name.replace(";", "_").replace("+", "_")
 
     @property
     def suffix(self) -> str:
@@ -147,7 +156,7 @@ def _png16(case: ImageCase, rng: np.random.Generator) -> bytes:
 
 
 def encode(case: ImageCase) -> bytes:
-    """The bytes of the file ``case`` describes (truncated to ``keep`` of its length)."""
+    """The bytes of the file ``case`` describes (one byte inverted at ``flip``, truncated to ``keep``)."""
     rng = np.random.default_rng(case.seed)
     if case.fmt == "GeoTIFF":
         data = _geotiff(case, rng)
@@ -157,6 +166,9 @@ def encode(case: ImageCase) -> bytes:
         buffer = io.BytesIO()
         _pillow_image(case, rng).save(buffer, format=case.fmt)
         data = buffer.getvalue()
+    if case.flip is not None:
+        at = int(len(data) * case.flip)
+        data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
     return data if case.keep >= 1 else data[: int(len(data) * case.keep)]
 
 
