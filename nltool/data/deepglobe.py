@@ -2,7 +2,8 @@
 
 Find the pairs, validate every file before work starts (each problem names the file and says what
 to do), split off a seeded validation part, and read pairs as arrays. ``nltool evaluate``, training
-and the demo all read labelled data through here.
+and the demo all read labelled data through here; images go through :func:`nltool.imagery.read_rgb`,
+the reader ``predict`` and the server use, so every image mode reads the same everywhere.
 """
 
 from __future__ import annotations
