@@ -26,11 +26,11 @@ def evaluate_samples(pipeline: InferencePipeline, samples: Sequence[Sample],
     ``on_mask`` sees each prediction (the demo draws its figures from it)."""
     scores = IoUAccumulator()
     for sample in samples:
-        rgb, truth = read_sample(sample)
-        mask = pipeline.predict_mask(rgb)
-        scores.update(mask == 255, truth, sample.id)
+        scene = read_sample(sample)
+        mask = pipeline.predict_mask(scene.rgb, scene.valid)
+        scores.update(mask == 255, scene.road, sample.id)
         if on_mask:
-            on_mask(sample, rgb, truth, mask)
+            on_mask(sample, scene.rgb, scene.road, mask)
         if progress:
             progress(1)
     return scores

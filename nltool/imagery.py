@@ -3,25 +3,28 @@
 Inputs are recognised by their bytes, not their names: PNG and JPEG go through Pillow; TIFF and
 GeoTIFF through rasterio (the ``[geo]`` extra), read window by window so big scenes stream.
 
-What the model gets is 8-bit RGB. The rules for everything else:
+What the model gets is 8-bit RGB plus a valid mask, whatever the input's mode, band count or
+bit depth; :mod:`nltool.pixels` holds the rules (table in docs/inference.md):
 
-- RGBA / palette with transparency: alpha is dropped; alpha 0 marks nodata (never road).
-- Grayscale (1 band, L/LA/I;16/F modes) is refused: the models were trained on RGB and a grey
-  band repeated three times is not what they saw. Convert the image to RGB first if you must.
-- 16-bit (or any non-8-bit) bands are stretched per band: the 2nd-98th percentile of the band's
-  valid pixels (measured on a decimated read of the whole raster, at most ~1024 px a side) maps
-  linearly to 0-255, clipped. This needs rasterio; Pillow alone refuses 16-bit RGB PNGs.
-- Rasters with other band counts take ``bands`` (1-based, as rasterio counts), defaulting to the
-  bands whose colour interpretation is red, green, blue, or to bands 1-3 of a 3-band raster.
-- GeoTIFF nodata (nodata value, alpha band or internal mask) is carried through: those pixels are
-  never road, and GeoTIFF outputs keep the input's CRS, transform and mask.
+- palette images are expanded; grayscale and panchromatic bands are repeated to three bands;
+- alpha 0 (alpha channel, transparent palette entries, PNG transparency) marks nodata (never road);
+- bands of more than 8 bits (16-bit, 32-bit, float) are stretched per band: the 2nd-98th percentile
+  of the band's valid pixels (measured on a decimated read, at most ~1024 px a side) maps linearly
+  to 0-255, clipped. 16-bit colour PNGs need rasterio for this (Pillow would cut them to 8 bits);
+- rasters take ``bands`` (1-based, as rasterio counts), defaulting to the bands whose colour
+  interpretation is red, green, blue, else the three (or the one) bands that are not alpha;
+  other band counts are refused with how to choose;
+- GeoTIFF nodata (nodata value, alpha band or internal mask, NaN) is carried through: those pixels
+  are never road, and GeoTIFF outputs keep the input's CRS, transform and mask;
 - Pillow's decompression-bomb guard stays on, with its limit set to the configured max pixels.
+
+Anything wrong with an input is an :class:`~nltool.errors.ImageError` that names it and says what
+to do; no other exception escapes a decoder.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import os
 import time
 import warnings
@@ -31,12 +34,21 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from nltool.errors import ImageError
 from nltool.inference.config import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, OutputFormat
 from nltool.models.archs import SIZE_MULTIPLE
 from nltool.optional import available, require
+from nltool.pixels import (
+    HIGH_DEPTH_MODES,
+    combine_valid,
+    expand_palette,
+    from_pillow,
+    sample_step,
+    stretch_limits,
+    stretch_to_uint8,
+)
 
 SUPPORTED = "PNG, JPEG or TIFF/GeoTIFF"
 _MAGIC = {
@@ -48,8 +60,6 @@ _MAGIC = {
     b"MM\x00+": "TIFF",
 }
 _GEOTIFF_TAGS = (33550, 33922, 34264, 34735)  # pixel scale, tiepoint, transformation, geokeys
-_STRETCH_PERCENTILES = (2.0, 98.0)
-_STRETCH_SAMPLE_SIDE = 1024
 
 
 def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
@@ -122,35 +132,21 @@ class PillowReader(ImageReader):
     def __init__(self, image: Image.Image, name: str) -> None:
         self.name = name
         self.width, self.height = image.size
-        mode = image.mode
-        if mode == "P":
-            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            mode = image.mode
-        if mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
-            raise ImageError(f"{name} is a grayscale image (mode {mode}); the model needs RGB. "
-                             "Convert it to RGB first.")
-        if any(";16" in str(getattr(tile, "args", "")) for tile in image.tile):
-            raise ImageError(
-                f"{name} has 16 bits per channel, which Pillow cannot read in full; install rasterio "
-                "(pip install 'nltool[geo]') to read it with the documented 16-bit stretch"
-            )
         try:
-            if mode == "RGBA":
-                rgba = np.asarray(image)
-                self._rgb, self._valid = np.ascontiguousarray(rgba[..., :3]), rgba[..., 3] > 0
-            elif mode in ("RGB", "CMYK", "YCbCr"):
-                self._rgb, self._valid = np.asarray(image.convert("RGB")), None
-            else:
-                raise ImageError(f"{name} has pixel format {mode}, which nltool cannot use; convert it to 8-bit RGB")
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"{name} is truncated or corrupt ({exc})") from exc
+            image.load()
+            self._rgb, self._valid = from_pillow(image, name)
+        except ImageError:
+            raise
+        except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, EOFError, struct.error, ...
+            raise ImageError(f"{name} is truncated or corrupt ({_reason(exc)})") from exc
 
     def read_rows(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None]:
         return self._rgb[y0:y1], None if self._valid is None else self._valid[y0:y1]
 
 
 class RasterioReader(ImageReader):
-    """TIFF / GeoTIFF through rasterio: three chosen bands read window by window, nodata kept."""
+    """TIFF / GeoTIFF (and 16-bit PNG) through rasterio: the bands that make RGB, read window by
+    window; palettes expanded, a single band repeated, non-8-bit bands stretched, nodata kept."""
 
     def __init__(self, dataset: Any, name: str, bands: tuple[int, int, int] | None, max_pixels: int,
                  memfile: Any = None) -> None:
@@ -160,12 +156,28 @@ class RasterioReader(ImageReader):
         self.width, self.height = dataset.width, dataset.height
         check_image_size(self.width, self.height, max_pixels, name)
         self.bands = self._choose_bands(bands)
+        colour = list(dict.fromkeys(self.bands))
+        self._order = [colour.index(b) for b in self.bands]
+        interp = [ci.name for ci in dataset.colorinterp]
+        self._alpha = interp.index("alpha") + 1 if "alpha" in interp else None
+        self._read = colour + ([self._alpha] if self._alpha is not None else [])
+        dtypes = {dataset.dtypes[b - 1] for b in colour}
+        if any(np.dtype(d).kind == "c" for d in dtypes):
+            raise ImageError(f"{name} has complex-valued bands ({', '.join(sorted(dtypes))}); nltool reads "
+                             "real-valued bands only: convert it to uint8, uint16, int16 or float32 RGB first")
+        self._palette = self._palette_of(colour[0]) if len(colour) == 1 else None
+        self._float = any(np.dtype(d).kind == "f" for d in dtypes)
         if dataset.crs is not None or not dataset.transform.is_identity:
             self.georef = GeoReference(crs=dataset.crs, transform=dataset.transform)
-        self._stretch = None if all(dataset.dtypes[b - 1] == "uint8" for b in self.bands) else self._measure_stretch()
-        self._has_mask = any(any(flag.name != "all_valid" for flag in flags) for flags in dataset.mask_flag_enums)
+        self._stretch = None if self._palette is not None or dtypes == {"uint8"} else self._measure_stretch(colour)
+        flags = {flag.name for band_flags in dataset.mask_flag_enums for flag in band_flags}
+        # nodata values and internal masks come from GDAL's dataset mask; an alpha band is read as a band
+        # (GDAL scales 16-bit alpha and ignores signed/float alpha in its mask), alpha 0 being nodata.
+        self._dataset_mask = "nodata" in flags or ("per_dataset" in flags and "alpha" not in flags)
 
     def _choose_bands(self, bands: tuple[int, int, int] | None) -> tuple[int, int, int]:
+        """``bands`` if given; else red/green/blue by colour interpretation, else the three non-alpha
+        bands, else the one non-alpha band three times (grayscale, panchromatic, palette)."""
         count = self._ds.count
         if bands is not None:
             if len(bands) != 3 or any(not 1 <= b <= count for b in bands):
@@ -175,49 +187,69 @@ class RasterioReader(ImageReader):
         interp = [ci.name for ci in self._ds.colorinterp]
         if all(c in interp for c in ("red", "green", "blue")):
             return interp.index("red") + 1, interp.index("green") + 1, interp.index("blue") + 1
-        if count == 3:
-            return 1, 2, 3
-        if count == 1 or (count == 2 and "alpha" in interp):
-            raise ImageError(f"{self.name} is a single-band (grayscale) raster; the model needs RGB")
+        colour = [i + 1 for i, c in enumerate(interp) if c != "alpha"]
+        if len(colour) == 3:
+            return colour[0], colour[1], colour[2]
+        if len(colour) == 1:
+            return colour[0], colour[0], colour[0]
         raise ImageError(
             f"{self.name} has {count} bands ({', '.join(interp)}) and no red/green/blue colour interpretation; "
-            "choose the RGB bands with --bands, e.g. --bands 3,2,1 (1-based)"
+            "choose the RGB bands with nltool predict --bands, e.g. --bands 3,2,1 (1-based; --bands 1,1,1 "
+            "for one grey band), or save the image as 3-band RGB"
         )
 
-    def _measure_stretch(self) -> np.ndarray:
-        """Per-band (low, high) from the 2nd/98th percentiles of a decimated read of valid pixels."""
-        factor = max(1, math.ceil(max(self.width, self.height) / _STRETCH_SAMPLE_SIDE))
-        shape = (3, max(1, self.height // factor), max(1, self.width // factor))
-        data = self._ds.read(self.bands, out_shape=shape, masked=True)
-        limits = np.zeros((3, 2), dtype=np.float64)
-        for i, band in enumerate(data):
-            values = band.compressed() if np.ma.isMaskedArray(band) else np.asarray(band).ravel()
-            if values.size == 0:
-                limits[i] = (0.0, 1.0)
-                continue
-            low, high = np.percentile(values.astype(np.float64), _STRETCH_PERCENTILES)
-            limits[i] = (low, high if high > low else low + 1.0)
-        return limits
+    def _palette_of(self, band: int) -> np.ndarray | None:
+        """The N×4 uint8 RGBA palette of a palette band (GDAL colour table), else None."""
+        if self._ds.colorinterp[band - 1].name != "palette":
+            return None
+        table = self._ds.colormap(band)
+        palette = np.zeros((max(table) + 1, 4), dtype=np.uint8)
+        for index, rgba in table.items():
+            palette[index] = rgba
+        return palette
+
+    def _measure_stretch(self, colour: list[int]) -> np.ndarray:
+        """Per colour band, (low, high) from the 2nd/98th percentiles of a decimated read of valid pixels."""
+        step = sample_step(self.height, self.width)
+        shape = (len(self._read), max(1, self.height // step), max(1, self.width // step))
+        data = self._ds.read(self._read, out_shape=shape, masked=True)
+        keep = ~np.ma.getmaskarray(data)
+        if self._alpha is not None:
+            keep &= data[-1].filled(0) > 0
+        return stretch_limits([np.asarray(band)[kept] for band, kept in zip(data[:len(colour)], keep, strict=False)])
 
     def read_rows(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None]:
         from rasterio.windows import Window
 
         window = Window(0, y0, self.width, y1 - y0)
         try:
-            data = self._ds.read(self.bands, window=window)
-            valid = self._ds.dataset_mask(window=window) > 0 if self._has_mask else None
+            data = self._ds.read(self._read, window=window)
+            valid = self._ds.dataset_mask(window=window) > 0 if self._dataset_mask else None
         except Exception as exc:  # rasterio raises RasterioIOError / CPLE_* for damaged blocks
-            raise ImageError(f"{self.name} is truncated or corrupt near rows {y0}-{y1} ({exc})") from exc
+            raise ImageError(f"{self.name} is truncated or corrupt near rows {y0}-{y1} ({_reason(exc)})") from exc
+        if self._alpha is not None:
+            valid = combine_valid(valid, data[-1] > 0)
+            data = data[:-1]
+        if self._float:
+            valid = combine_valid(valid, np.isfinite(data).all(axis=0))
+        if self._palette is not None:
+            rgb, opaque = expand_palette(data[0], self._palette)
+            return rgb, combine_valid(valid, opaque)
         if self._stretch is not None:
-            low, high = self._stretch[:, :1, None], self._stretch[:, 1:, None]
-            data = np.rint(np.clip((data.astype(np.float64) - low) / (high - low), 0.0, 1.0) * 255.0)
-        rgb = np.ascontiguousarray(np.moveaxis(data, 0, -1), dtype=np.uint8)
+            data = stretch_to_uint8(data, self._stretch)
+        rgb = np.ascontiguousarray(np.moveaxis(data[self._order], 0, -1), dtype=np.uint8)
         return rgb, valid
 
     def close(self) -> None:
         self._ds.close()
         if self._memfile is not None:
             self._memfile.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one short line for a user message: its first line, or its type if empty."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _read_header(source: Path | bytes, name: str) -> bytes:
@@ -251,7 +283,7 @@ def _sniff(head: bytes, name: str) -> str:
     raise ImageError(f"{name} is not a {SUPPORTED} image (it starts with {head[:8]!r})")
 
 
-def _open_pillow(source: Path | bytes, name: str, max_pixels: int) -> Image.Image:
+def _open_pillow(source: Path | bytes, name: str, max_pixels: int) -> ImageFile.ImageFile:
     Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's bomb guard: errors above twice this, warns above it
     try:
         with warnings.catch_warnings():
@@ -261,8 +293,8 @@ def _open_pillow(source: Path | bytes, name: str, max_pixels: int) -> Image.Imag
         raise ImageError(f"{name} is too large to decode safely ({exc}); raise --max-pixels if intended") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name} is not a readable {SUPPORTED} image") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name} is truncated or corrupt ({exc})") from exc
+    except Exception as exc:  # a damaged header: OSError, SyntaxError, EOFError, struct.error, ...
+        raise ImageError(f"{name} is truncated or corrupt ({_reason(exc)})") from exc
     check_image_size(image.width, image.height, max_pixels, name)
     return image
 
@@ -271,22 +303,32 @@ def _open_rasterio(rasterio: ModuleType, source: Path | bytes, name: str, bands:
                    max_pixels: int) -> RasterioReader:
     memfile = None
     try:
-        if isinstance(source, bytes):
-            memfile = rasterio.MemoryFile(source)
-            dataset = memfile.open()
-        else:
-            dataset = rasterio.open(source)
+        with warnings.catch_warnings():  # a plain TIFF or PNG has no georeferencing: that is expected
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            if isinstance(source, bytes):
+                memfile = rasterio.MemoryFile(source)
+                dataset = memfile.open()
+            else:
+                dataset = rasterio.open(source)
     except Exception as exc:  # RasterioIOError and GDAL's CPLE_* errors
         if memfile is not None:
             memfile.close()
-        raise ImageError(f"{name} is not a readable TIFF ({str(exc).strip().splitlines()[0]})") from exc
+        raise ImageError(f"{name} is truncated or corrupt: GDAL cannot open it ({_reason(exc)})") from exc
     try:
         return RasterioReader(dataset, name, bands, max_pixels, memfile)
-    except BaseException:
+    except BaseException as exc:
         dataset.close()
         if memfile is not None:
             memfile.close()
-        raise
+        if isinstance(exc, ImageError) or not isinstance(exc, Exception):
+            raise
+        # damaged blocks met while measuring the stretch, a broken colour table, ...
+        raise ImageError(f"{name} is truncated or corrupt ({_reason(exc)})") from exc
+
+
+def _sixteen_bits_per_channel(image: ImageFile.ImageFile) -> bool:
+    """Whether a PNG holds 16-bit colour or grey+alpha, which Pillow would cut to 8 bits."""
+    return image.mode not in HIGH_DEPTH_MODES and any(";16" in str(tile.args) for tile in image.tile)
 
 
 def open_image(
@@ -298,8 +340,10 @@ def open_image(
 ) -> ImageReader:
     """Open a file or in-memory bytes as an RGB :class:`ImageReader`, checking format and size first.
 
-    Every problem is an :class:`ImageError` naming the input: missing or empty file, bytes that
-    are not an image, a truncated image, a pixel format nltool cannot use, an absurd size.
+    The one reader of input imagery: predict, evaluate, training and the TorchServe handler all
+    read through it. Every problem is an :class:`ImageError` naming the input and saying what to
+    do: missing or empty file, bytes that are not an image, a truncated image, a pixel format
+    nltool cannot use, an absurd size.
     """
     if not isinstance(source, bytes):
         source = Path(source)
@@ -309,14 +353,31 @@ def open_image(
     if kind == "TIFF" and rasterio is not None:
         return _open_rasterio(rasterio, source, label, bands, max_pixels)
     image = _open_pillow(source, label, max_pixels)
-    if kind == "TIFF" and any(tag in image.tag_v2 for tag in _GEOTIFF_TAGS):
-        raise ImageError(f"{label} is a GeoTIFF; install rasterio (pip install 'nltool[geo]') "
-                         "to keep its georeferencing")
-    if kind == "PNG" and rasterio is not None and any(";16" in str(t.args) for t in image.tile):
-        return _open_rasterio(rasterio, source, label, bands, max_pixels)
-    if bands is not None:
-        raise ImageError(f"--bands applies to multi-band rasters read with rasterio, not to {kind} {label}")
-    return PillowReader(image, label)
+    with image:
+        if kind == "TIFF" and any(tag in getattr(image, "tag_v2", {}) for tag in _GEOTIFF_TAGS):
+            raise ImageError(f"{label} is a GeoTIFF; install rasterio (pip install 'nltool[geo]') "
+                             "to keep its georeferencing")
+        if kind == "PNG" and _sixteen_bits_per_channel(image):
+            if rasterio is None:
+                raise ImageError(f"{label} has 16 bits per colour channel, which Pillow cannot read in full; "
+                                 "install rasterio (pip install 'nltool[geo]') to read it with the 16-bit stretch")
+            return _open_rasterio(rasterio, source, label, bands, max_pixels)
+        if bands is not None:
+            raise ImageError(f"--bands applies to multi-band rasters read with rasterio, not to {kind} {label}")
+        return PillowReader(image, label)
+
+
+def read_rgb(
+    source: str | Path | bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    bands: tuple[int, int, int] | None = None,
+    name: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A whole image in memory through :func:`open_image`: (H×W×3 uint8 RGB, H×W valid mask or
+    None if every pixel is valid). For labelled scenes; big scenes stream with :func:`open_image`."""
+    with open_image(source, max_pixels=max_pixels, bands=bands, name=name) as reader:
+        return reader.read_rows(0, reader.height)
 
 
 class MaskWriter:
@@ -375,6 +436,7 @@ class MaskWriter:
         else:
             from rasterio.windows import Window
 
+            assert self._dataset is not None  # a GeoTIFF writer has no buffer
             window = Window(0, y0, pixels.shape[1], pixels.shape[0])
             self._dataset.write(pixels, 1, window=window)
             if valid is not None:

@@ -7,8 +7,10 @@ options may also come as ``X-Nltool-Tta`` / ``-Threshold`` / ``-Format`` / ``-Su
 byte-identical (``format=geojson`` answers the road network vectorized from the same streamed
 probabilities, as ``predict --vectors geojson`` writes it); ``postprocess`` answers each request
 with its mask (or, with ``summary=true``, a JSON summary carrying the mask in base64) or a JSON
-error with its own status (4xx for bad input), so a bad request never takes the worker down. Every
-answered request adds custom metrics (tiles, per-stage latency) through TorchServe's metrics API.
+error with its own status: 4xx with the message of every :class:`~nltool.errors.NltoolError` (bad
+input, bad options), 500 for anything else (logged with its traceback), so no request takes the
+worker down. Every answered request adds custom metrics (tiles, per-stage latency) through
+TorchServe's metrics API.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from nltool.inference.backends.base import TimedBackend
 from nltool.inference.jobs import road_vectorizer, write_output
 from nltool.serving.settings import (
     REQUEST_OPTIONS,
+    InternalError,
     RequestError,
     ServingRequest,
     ServingSettings,
@@ -41,7 +44,7 @@ from nltool.serving.settings import (
 logger = logging.getLogger(__name__)
 CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff", "json": "application/json",
                  "geojson": "application/geo+json"}
-REASONS = {400: "Bad Request", 413: "Payload Too Large"}
+REASONS = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error"}
 
 
 class NLLinkNetHandler(BaseHandler):
@@ -102,6 +105,9 @@ class NLLinkNetHandler(BaseHandler):
                     request.error = RequestError(str(exc), status)
                 except NltoolError as exc:
                     request.error = RequestError(str(exc))
+                except Exception as exc:  # a failure of nltool itself: answer 500, keep the worker serving
+                    logger.exception("nltool failed on request %d", idx)
+                    request.error = InternalError(exc)
         return requests
 
     def _predict(self, request: ServingRequest) -> None:

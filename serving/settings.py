@@ -22,11 +22,20 @@ FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no":
 
 
 class RequestError(NltoolError):
-    """A request the server answers with a 4xx: undecodable bytes, a bad option, too many pixels."""
+    """A request the server answers with an error status (4xx: undecodable bytes, a bad option, too
+    many pixels) and a JSON body carrying the message."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class InternalError(RequestError):
+    """A failure of nltool itself on one request (not the client's doing): answered 500, logged."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"nltool failed on this request ({type(exc).__name__}: {exc}); the server's model "
+                         "log has the traceback: please report it with the image", 500)
 
 
 def wants_summary(options: dict[str, str] | None) -> bool:

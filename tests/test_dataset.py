@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nltool.data.deepglobe import DatasetError, Sample, find_pairs, split_samples, validate_samples
+from nltool.data.deepglobe import DatasetError, Sample, find_pairs, read_sample, split_samples, validate_samples
 from nltool.errors import NltoolError
 from nltool.training.dataset import RoadDataset
 
@@ -137,11 +137,11 @@ def test_road_dataset_returns_unnormalized_image_and_binary_mask(tmp_path: Path)
 
 def test_rgb_non_binary_masks_are_binarised_at_128(tmp_path: Path) -> None:
     """An RGB mask with grey values is read as grey and thresholded: >= 128 is road."""
-    grey = np.array([[0, 100, 127, 128, 200, 255]], np.uint8).repeat(4, axis=0)
+    grey = np.tile(np.array([0, 100, 127, 128, 200, 255], np.uint8), (32, 6))  # 32×36: images need 32 px
     rgb = np.repeat(grey[..., None], 3, axis=2)
-    write_pair(tmp_path, "a", size=(6, 4), mask=rgb)
+    write_pair(tmp_path, "a", size=(36, 32), mask=rgb)
     _, mask = RoadDataset(find_pairs(tmp_path))[0]
-    assert mask[0, 0].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert mask[0, 0, :6].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
 
 
 def test_transform_receives_and_returns_the_tensor_pair(tmp_path: Path) -> None:
@@ -192,3 +192,17 @@ def test_split_refuses_impossible_fractions(n: int, fraction: float, message: st
     """Fractions outside [0, 1), or a split that leaves nothing to train on, are ValueErrors."""
     with pytest.raises(ValueError, match=message):
         split_samples(samples(n), fraction, seed=0)
+
+
+def test_images_go_through_the_predict_reader_grey_repeated_alpha_as_nodata(tmp_path: Path) -> None:
+    """A grey scene reads as three equal bands and an RGBA one (sniffed by its bytes, whatever its
+    name) with alpha 0 as invalid pixels, exactly as ``nltool predict`` reads them."""
+    sample = write_pair(tmp_path, "grey", size=(40, 32))
+    Image.fromarray(np.full((32, 40), 90, np.uint8)).save(sample.image, format="JPEG")
+    scene = read_sample(sample)
+    assert scene.rgb.shape == (32, 40, 3) and (scene.rgb == 90).all() and scene.valid is None
+    rgba = np.full((32, 40, 4), 200, np.uint8)
+    rgba[:, :8, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(sample.image, format="PNG")
+    scene = read_sample(sample)
+    assert scene.valid is not None and not scene.valid[:, :8].any() and scene.valid[:, 8:].all()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from nltool.errors import ImageError
-from nltool.imagery import MaskWriter, open_image
+from nltool.imagery import MaskWriter, open_image, read_rgb
 
 rasterio = pytest.importorskip("rasterio", reason="rasterio (the [geo] extra) is not installed")
 from rasterio.crs import CRS  # noqa: E402
@@ -56,10 +56,65 @@ def test_rgba_alpha_zero_is_nodata(tmp_path: Path) -> None:
     assert not valid[:8].any() and valid[8:].all()
 
 
-def test_grayscale_is_refused(tmp_path: Path) -> None:
-    Image.fromarray(_rgb()[..., 0]).save(tmp_path / "g.png")
-    with pytest.raises(ImageError, match="g.png is a grayscale image .*Convert it to RGB"):
-        open_image(tmp_path / "g.png")
+def _stretched(band: np.ndarray) -> np.ndarray:
+    """The documented stretch of one band: its 2nd-98th percentile (finite values) to 0-255."""
+    finite = band[np.isfinite(band)].astype(float)
+    low, high = np.percentile(finite, (2, 98))
+    scaled = np.nan_to_num((band.astype(float) - low) / (high - low), nan=0.0)
+    return np.rint(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+
+
+def test_grayscale_is_repeated_into_three_bands(tmp_path: Path) -> None:
+    grey = _rgb()[..., 0]
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    rgb, valid = read_rgb(tmp_path / "g.png")
+    assert valid is None and all(np.array_equal(rgb[..., c], grey) for c in range(3))
+
+
+def test_palette_png_is_expanded_and_its_transparent_entry_is_nodata(tmp_path: Path) -> None:
+    image = Image.fromarray(_rgb()).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    index = np.asarray(image)
+    image.save(tmp_path / "p.png")
+    rgb, valid = read_rgb(tmp_path / "p.png")
+    assert valid is None and np.array_equal(rgb, np.asarray(image.convert("RGB")))
+    image.save(tmp_path / "pt.png", transparency=int(index[0, 0]))
+    rgb, valid = read_rgb(tmp_path / "pt.png")
+    assert valid is not None and np.array_equal(valid, index != index[0, 0])
+    assert np.array_equal(rgb[valid], np.asarray(image.convert("RGB"))[valid])
+
+
+def test_sixteen_bit_grey_png_is_stretched_and_repeated(tmp_path: Path) -> None:
+    grey = np.random.default_rng(2).integers(100, 4000, size=(50, 70), dtype=np.uint16)
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    rgb, valid = read_rgb(tmp_path / "g16.png")
+    assert valid is None and all(np.array_equal(rgb[..., c], _stretched(grey)) for c in range(3))
+
+
+def test_without_rasterio_pillow_reads_float_tiffs_and_refuses_what_it_cannot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nltool.imagery.rasterio_module", lambda: None)  # as without the [geo] extra
+    band = np.random.default_rng(3).random((40, 50)).astype(np.float32)
+    band[:5] = np.nan
+    Image.fromarray(band).save(tmp_path / "f.tif")
+    rgb, valid = read_rgb(tmp_path / "f.tif")
+    assert valid is not None and not valid[:5].any() and valid[5:].all()
+    assert np.array_equal(rgb[5:, :, 1], _stretched(band)[5:])
+    with rasterio.open(tmp_path / "rgb16.png", "w", driver="PNG", width=40, height=40, count=3,
+                       dtype="uint16") as dst:
+        dst.write(np.full((3, 40, 40), 1000, np.uint16))
+    with pytest.raises(ImageError, match="16 bits per colour channel, .*pip install 'nltool\\[geo\\]'"):
+        open_image(tmp_path / "rgb16.png")
+    _geotiff(tmp_path / "geo.tif", np.zeros((3, 40, 40), np.uint8))
+    with pytest.raises(ImageError, match="is a GeoTIFF; install rasterio"):
+        open_image(tmp_path / "geo.tif")
+
+
+def test_modes_pillow_cannot_convert_are_refused_with_what_to_do(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nltool.imagery.rasterio_module", lambda: None)
+    Image.fromarray(_rgb()).convert("LAB").save(tmp_path / "lab.tif")
+    with pytest.raises(ImageError, match="pixel format LAB, which nltool cannot turn into RGB; save it as 8-bit RGB"):
+        open_image(tmp_path / "lab.tif")
 
 
 @pytest.mark.parametrize("name,content,message", [
@@ -161,3 +216,58 @@ def test_geotiff_mask_writer_copies_crs_transform_and_nodata(tmp_path: Path) -> 
         mask = out.read(1)
         assert (mask[:20] == 0).all() and (mask[20:] == 255).all()
         assert (out.dataset_mask()[:20] == 0).all() and (out.dataset_mask()[20:] == 255).all()
+
+
+def test_sixteen_bit_rgb_png_is_read_by_rasterio_and_stretched(tmp_path: Path) -> None:
+    data = np.random.default_rng(4).integers(100, 4000, size=(4, 40, 48), dtype=np.uint16)
+    data[3] = 65535
+    data[3, :10] = 0  # alpha 0: nodata
+    with rasterio.open(tmp_path / "rgba16.png", "w", driver="PNG", width=48, height=40, count=4,
+                       dtype="uint16") as dst:
+        dst.write(data)
+    rgb, valid = read_rgb(tmp_path / "rgba16.png")
+    assert valid is not None and not valid[:10].any() and valid[10:].all()
+    low, high = np.percentile(data[0][10:].astype(float), (2, 98))  # valid pixels only
+    expected = np.rint(np.clip((data[0] - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+    assert np.array_equal(rgb[10:, :, 0], expected[10:])
+
+
+def test_single_band_and_grey_alpha_rasters_are_repeated_with_alpha_as_nodata(tmp_path: Path) -> None:
+    grey = np.moveaxis(_rgb(), -1, 0)[:1]
+    _geotiff(tmp_path / "pan.tif", grey)
+    rgb, valid = read_rgb(tmp_path / "pan.tif")
+    assert valid is None and all(np.array_equal(rgb[..., c], grey[0]) for c in range(3))
+    data = np.stack([np.arange(64 * 80, dtype=np.int16).reshape(64, 80), np.full((64, 80), 1, np.int16)])
+    data[1, :, :7] = 0  # int16 alpha: GDAL's mask ignores it; nltool reads it as a band
+    _geotiff(tmp_path / "ga.tif", data, photometric="MINISBLACK", alpha="YES")
+    rgb, valid = read_rgb(tmp_path / "ga.tif")
+    assert valid is not None and not valid[:, :7].any() and valid[:, 7:].all()
+    assert np.array_equal(rgb[..., 0], rgb[..., 2]) and rgb.max() == 255 and rgb.min() == 0
+
+
+def test_palette_raster_is_expanded_through_its_colour_table(tmp_path: Path) -> None:
+    index = (np.arange(64 * 80).reshape(1, 64, 80) % 3).astype(np.uint8)
+    _geotiff(tmp_path / "pal.tif", index, photometric="PALETTE")
+    with rasterio.open(tmp_path / "pal.tif", "r+") as dst:
+        dst.write_colormap(1, {0: (255, 0, 0, 255), 1: (0, 255, 0, 255), 2: (0, 0, 255, 255)})
+    rgb, valid = read_rgb(tmp_path / "pal.tif")
+    assert valid is None and rgb[0, :3].tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
+
+
+def test_float_raster_nan_is_nodata_and_ignored_by_the_stretch(tmp_path: Path) -> None:
+    data = np.random.default_rng(5).random((3, 64, 64)).astype(np.float32)
+    data[:, :4] = np.nan
+    _geotiff(tmp_path / "f.tif", data, photometric="RGB")
+    rgb, valid = read_rgb(tmp_path / "f.tif")
+    assert valid is not None and not valid[:4].any() and valid[4:].all()
+    assert np.array_equal(rgb[4:, :, 2], _stretched(data[2])[4:])
+
+
+@pytest.mark.parametrize("count,extra,message", [
+    (2, {}, "has 2 bands \\(gray, undefined\\) .*choose the RGB bands with nltool predict --bands"),
+    (1, {"dtype": "complex64"}, "has complex-valued bands \\(complex64\\); .*convert it to"),
+])
+def test_rasters_nltool_cannot_map_to_rgb_are_refused(tmp_path: Path, count: int, extra: dict, message: str) -> None:
+    _geotiff(tmp_path / "x.tif", np.ones((count, 40, 40), extra.get("dtype", "uint8")))
+    with pytest.raises(ImageError, match=message):
+        open_image(tmp_path / "x.tif")

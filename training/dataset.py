@@ -29,9 +29,9 @@ class RoadDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Load sample ``index`` as (image, mask) tensors, transformed if a transform was given."""
-        image, road = read_sample(self.samples[index])
-        image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
-        mask_t = torch.from_numpy(road).unsqueeze(0).float()
+        scene = read_sample(self.samples[index])
+        image_t = torch.from_numpy(np.ascontiguousarray(scene.rgb.transpose(2, 0, 1))).float()
+        mask_t = torch.from_numpy(scene.road).unsqueeze(0).float()
         if self.transform is not None:
             return self.transform(image_t, mask_t)
         return image_t, mask_t

@@ -283,7 +283,7 @@ def _serve(stages: _Stages, report: DemoReport, out: Path, packaged: tuple[Path,
         pipeline = InferencePipeline(load_backend(onnx_path, device="cpu"), settings.pipeline)
         with open_image(sample.image) as reader, tempfile.TemporaryDirectory() as tmp:
             local = write_output(pipeline, reader, Path(tmp) / "local.png", "png").path.read_bytes()
-        _, truth = read_sample(sample)
+        truth = read_sample(sample).road
         iou = road_iou(np.asarray(Image.open(served_path)) == 255, truth)
         report.numbers["serve"] = {"scene": sample.id, "url": server.url, "latency_s": latency,
                                    "identical_to_local_pipeline": answer == local, "iou_vs_truth": iou,

@@ -2,7 +2,8 @@
 
 Find the pairs, validate every file before work starts (each problem names the file and says what
 to do), split off a seeded validation part, and read pairs as arrays. ``nltool evaluate``, training
-and the demo all read labelled data through here.
+and the demo all read labelled data through here; images go through :func:`nltool.imagery.read_rgb`,
+the reader ``predict`` and the server use, so every image mode reads the same everywhere.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
-from nltool.errors import NltoolError
+from nltool.errors import ImageError, NltoolError
+from nltool.imagery import read_rgb
 
 IMAGE_SUFFIX = "_sat.jpg"
 MASK_SUFFIX = "_mask.png"
@@ -70,13 +73,26 @@ def validate_samples(samples: Sequence[Sample], progress: Callable[[int], None] 
             progress(done)
 
 
-def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """Load one pair: (H×W×3 uint8 RGB image, H×W bool road mask, road = grey value >= 128)."""
-    image = _decode(sample.image, "RGB")
-    mask = _decode(sample.mask, "L")
-    if mask.size != image.size:
+class Scene(NamedTuple):
+    """One decoded pair: H×W×3 uint8 RGB, H×W bool road (grey value >= 128), H×W bool valid
+    pixels of the image (None when all are: alpha 0 and nodata are invalid, as in ``predict``)."""
+
+    rgb: np.ndarray
+    road: np.ndarray
+    valid: np.ndarray | None
+
+
+def read_sample(sample: Sample) -> Scene:
+    """Load one pair; the image goes through :func:`nltool.imagery.read_rgb`, the reader ``predict`` uses."""
+    try:
+        rgb, valid = read_rgb(sample.image, name=sample.image.name)
+    except ImageError as exc:
+        raise DatasetError(f"cannot read {sample.image}: {exc}. Replace or remove this file") from exc
+    mask = _read_mask(sample.mask)
+    size = (rgb.shape[1], rgb.shape[0])
+    if mask.size != size:
         raise DatasetError(
-            f"mask {sample.mask} is {_wxh(mask.size)} but its image {sample.image} is {_wxh(image.size)}: "
+            f"mask {sample.mask} is {_wxh(mask.size)} but its image {sample.image} is {_wxh(size)}: "
             "a mask must have its image's size"
         )
     grey = np.asarray(mask)
@@ -85,7 +101,7 @@ def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
             f"mask {sample.mask} holds only the values 0 and 1: roads must be white (255) on black (0); "
             "multiply the mask by 255"
         )
-    return np.array(image), grey >= MASK_THRESHOLD
+    return Scene(rgb, grey >= MASK_THRESHOLD, valid)
 
 
 def split_samples(
@@ -130,12 +146,12 @@ def _check_masks_exist(samples: list[Sample]) -> None:
     )
 
 
-def _decode(path: Path, mode: str) -> Image.Image:
-    """Open and fully decode ``path`` as ``mode``; a file Pillow cannot read raises naming the file."""
+def _read_mask(path: Path) -> Image.Image:
+    """Open and fully decode a mask as 8-bit grey; a file Pillow cannot read raises naming the file."""
     try:
         with Image.open(path) as img:
             img.load()
-            return img.convert(mode)
+            return img.convert("L")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}. Replace or remove this file") from exc
 
