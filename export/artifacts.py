@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from nltool.export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, file_sha256, onnx_metadata
+from nltool.export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, onnx_metadata
 from nltool.export.parity import (
     ParityCase,
     ParityReport,
@@ -28,6 +28,7 @@ from nltool.export.parity import (
 )
 from nltool.export.quantize import check_keep_float
 from nltool.export.tensorrt_build import EngineProfile, Precision
+from nltool.fileio import file_sha256
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, import_onnxruntime
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
 from nltool.inference.backends.torch_backend import TorchBackend

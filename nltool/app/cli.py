@@ -77,14 +77,21 @@ PairwiseOption = Annotated[
 ModelOpt = Annotated[Path, typer.Option(help="Checkpoint (.pt/.th), ONNX file or TensorRT .plan.")]
 
 
+def _config(*, tile: int, overlap: int, tta: TTAOpt, scales: str, threshold: float, batch_size: int,
+            max_pixels: int = DEFAULTS.max_pixels) -> PipelineConfig:
+    """The pipeline settings the options describe (checked before any model is loaded)."""
+    return PipelineConfig(tile=tile, overlap=overlap, tta=tta.value, scales=_parse_numbers(scales, float, "--scales"),
+                          threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
+
+
 def _pipeline(model: Path, device: str, arch: Arch | None, pairwise: PairwiseOpt | None, *, tile: int,
               overlap: int, tta: TTAOpt, scales: str, threshold: float, batch_size: int,
               max_pixels: int = DEFAULTS.max_pixels):
     """The inference pipeline the options describe (settings checked before the model is loaded)."""
-    from nltool.inference import InferencePipeline, PipelineConfig, load_backend
+    from nltool.inference import InferencePipeline, load_backend
 
-    config = PipelineConfig(tile=tile, overlap=overlap, tta=tta.value, scales=_parse_numbers(scales, float, "--scales"),
-                            threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
+    config = _config(tile=tile, overlap=overlap, tta=tta, scales=scales, threshold=threshold, batch_size=batch_size,
+                     max_pixels=max_pixels)
     backend = load_backend(model, device=device, arch=arch.value if arch else None,
                            pairwise=pairwise.value if pairwise else None)
     return InferencePipeline(backend, config)
@@ -176,9 +183,18 @@ def demo(
         raise typer.Exit(1)
 
 
+class EngineOpt(str, Enum):
+    """Where ``nltool predict`` runs."""
+
+    local = "local"
+    ray = "ray"
+
+
 @app.command()
 def predict(
-    inputs: Annotated[list[Path], typer.Argument(help="Images: PNG, JPEG, TIFF or GeoTIFF, any size.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images (PNG, JPEG, TIFF or GeoTIFF, any size), folders of "
+                                                      "them, quoted glob patterns, or manifests (.txt: one path a "
+                                                      "line).")],
     model: ModelOpt,
     out: Annotated[Path, typer.Option(help="Folder for the outputs (<name>_mask.png/.tif, <name>_prob.png).")],
     tile: TileOpt = DEFAULTS.tile,
@@ -194,13 +210,31 @@ def predict(
     device: DeviceOpt = "auto",
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
-    force: Annotated[bool, typer.Option(help="Overwrite outputs that already exist.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite outputs that already exist (--engine ray: also redo "
+                                             "scenes whose outputs are up to date).")] = False,
+    engine: Annotated[EngineOpt, typer.Option(help="local: scene after scene in this process; ray: the strips of "
+                                                   "all scenes on Ray actors (the [ray] extra), resumable, a failed "
+                                                   "scene does not stop the others; exit status = scenes "
+                                                   "failed.")] = EngineOpt.local,
+    address: Annotated[str | None, typer.Option(help="--engine ray: 'auto' (the running cluster) or "
+                                                        "ray://HOST:10001; default: start Ray here.")] = None,
+    actors: Annotated[int, typer.Option(help="--engine ray: actors, each loading the model once.")] = 1,
+    gpus_per_actor: Annotated[float, typer.Option(help="--engine ray: GPUs per actor (0.5: two share a "
+                                                       "GPU).")] = 0.0,
 ) -> None:
     """Write a road mask for each input image (tiled, with optional test-time augmentation)."""
-    from nltool.inference.jobs import plan_jobs, predict_file
+    from nltool.batch.inputs import expand_inputs
 
     band_tuple = _parse_numbers(bands, int, "--bands") if bands else None
     fmt = cast(OutputFormat, output_format.value)
+    inputs = expand_inputs(inputs, exclude=out)
+    if engine is EngineOpt.ray:
+        _predict_on_ray(inputs, out, model, fmt, band_tuple, force, device, arch, pairwise, address, actors,
+                        gpus_per_actor, _config(tile=tile, overlap=overlap, tta=tta, scales=scales,
+                                                threshold=threshold, batch_size=batch_size, max_pixels=max_pixels))
+        return
+    from nltool.inference.jobs import plan_jobs, predict_file
+
     jobs = plan_jobs(inputs, out, fmt, force)
     pipeline = _pipeline(model, device, arch, pairwise, tile=tile, overlap=overlap, tta=tta, scales=scales,
                          threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
@@ -211,6 +245,26 @@ def predict(
                                   on_open=partial(_set_total, bar, task), progress=partial(bar.advance, task))
             bar.console.print(f"{job.input} -> {result.output} ({result.width}×{result.height}, "
                               f"road {result.road_fraction:.1%}, {result.seconds:.1f}s)")
+
+
+def _predict_on_ray(inputs: list[Path], out: Path, model: Path, fmt: OutputFormat, bands: tuple | None, force: bool,
+                    device: str, arch: Arch | None, pairwise: PairwiseOpt | None, address: str | None, actors: int,
+                    gpus_per_actor: float, config: PipelineConfig) -> None:
+    """``predict --engine ray``: run, print the summary table, exit with the number of failed scenes."""
+    from rich.console import Console
+
+    from nltool.batch.ray_engine import ModelSpec, RayOptions, predict_files_on_ray
+
+    spec = ModelSpec(model, device, arch.value if arch else None, pairwise.value if pairwise else None)
+    if not model.is_file():
+        raise typer.BadParameter(f"model artifact not found: {model}", param_hint="--model")
+    report = predict_files_on_ray(inputs, out, spec, config, fmt, RayOptions(address, actors, gpus_per_actor),
+                                  bands=bands, force=force)
+    Console(stderr=True).print(report.table(f"nltool predict --engine ray -> {out}"))
+    for failure in report.failed:
+        typer.echo(f"failed: {failure.input}: {failure.message}", err=True)
+    if report.exit_status:
+        raise typer.Exit(report.exit_status)
 
 
 def _set_total(bar: Any, task: Any, total: int) -> None:
