@@ -428,10 +428,18 @@ def export(
         raise typer.Exit(1)
 
 
+class TargetOpt(str, Enum):
+    """What ``nltool package`` writes for."""
+
+    torchserve = "torchserve"
+    kserve = "kserve"
+
+
 @app.command()
 def package(
     model: ModelOpt,
-    out: Annotated[Path, typer.Option(help="Model store folder for <name>.mar and config.properties.")],
+    out: Annotated[Path, typer.Option(help="Model store folder for <name>.mar and config.properties (--target "
+                                           "kserve: the folder to upload, plus inferenceservice.yaml).")],
     name: Annotated[str, typer.Option(help="Model name in TorchServe (the URL is /predictions/<name>).")] = "nllinknet",
     tile: TileOpt = DEFAULTS.tile,
     overlap: OverlapOpt = DEFAULTS.overlap,
@@ -452,8 +460,21 @@ def package(
     worker_port: Annotated[int, typer.Option(help="First worker socket number (/tmp/.ts.sock.N); give each "
                                                   "TorchServe on a machine its own range.")] = 9000,
     force: Annotated[bool, typer.Option(help="Replace an existing archive of the same name.")] = False,
+    target: Annotated[TargetOpt, typer.Option(help="torchserve: a model store for torchserve --start; kserve: "
+                                                   "the layout KServe's TorchServe runtime loads and an "
+                                                   "InferenceService manifest (port options do not apply).")] = (
+        TargetOpt.torchserve),
+    storage_uri: Annotated[str | None, typer.Option(help="--target kserve: where --out will be uploaded (s3://, "
+                                                            "gs://, pvc://...); default pvc://nltool-models/<name>.")
+                           ] = None,
+    cpu: Annotated[str, typer.Option(help="--target kserve: CPU request and limit per replica.")] = "2",
+    memory: Annotated[str, typer.Option(help="--target kserve: memory request and limit per replica.")] = "4Gi",
+    gpus: Annotated[int, typer.Option(help="--target kserve: GPUs per replica (nvidia.com/gpu).")] = 0,
+    min_replicas: Annotated[int, typer.Option(help="--target kserve: fewest replicas (0 scales to zero).")] = 1,
+    max_replicas: Annotated[int, typer.Option(help="--target kserve: most replicas.")] = 1,
 ) -> None:
-    """Package a model as a TorchServe archive and write a loopback-only, token-protected config."""
+    """Package a model as a TorchServe archive and write a loopback-only, token-protected config
+    (or, with --target kserve, what KServe's TorchServe runtime loads and its InferenceService)."""
     from nltool.serving.package import Ports, package_model
     from nltool.serving.settings import ServingSettings
 
@@ -461,6 +482,17 @@ def package(
         "tile": tile, "overlap": overlap, "tta": tta.value, "scales": _parse_numbers(scales, float, "--scales"),
         "threshold": threshold, "format": output_format.value, "max_pixels": max_pixels,
         "arch": arch.value if arch else None, "pairwise": pairwise.value if pairwise else None})
+    if target is TargetOpt.kserve:
+        from nltool.serving.kserve import Deployment, package_for_kserve
+
+        deployment = Deployment(storage_uri or f"pvc://nltool-models/{name}", cpu, memory, gpus, min_replicas,
+                                max_replicas)
+        kserve = package_for_kserve(model, out, deployment, name=name, settings=settings, workers=workers,
+                                    force=force)
+        typer.echo(f"archive: {kserve.mar}\nconfig:  {kserve.config}\nmanifest: {kserve.manifest}\n"
+                   f"upload {out}/config and {out}/model-store to {deployment.storage_uri}, then:\n"
+                   f"  kubectl apply -f {kserve.manifest}")
+        return
     result = package_model(model, out, name=name, settings=settings, workers=workers, force=force,
                            ports=Ports(inference_port, management_port, metrics_port, grpc_port, grpc_management_port,
                                        worker_port))
@@ -475,6 +507,11 @@ def client(
         "http://127.0.0.1:8080"),
     grpc: Annotated[str | None, typer.Option(help="host:port of TorchServe's gRPC inference API "
                                                      "(e.g. 127.0.0.1:7070); sends over gRPC instead of REST.")] = None,
+    kserve: Annotated[str | None, typer.Option(help="URL of a KServe InferenceService (its status.url); sends "
+                                                       "KServe's v1 protocol. No TorchServe token: see "
+                                                       "--bearer-token-file.")] = None,
+    bearer_token_file: Annotated[Path | None, typer.Option(help="--kserve: a file holding the bearer token "
+                                                                   "KServe's ingress expects, if any.")] = None,
     model_name: Annotated[str, typer.Option(help="Model name given to TorchServe.")] = "nllinknet",
     token_file: Annotated[Path, typer.Option(help="TorchServe's key_file.json (written where it was started).")] = Path(
         "key_file.json"),
@@ -490,13 +527,15 @@ def client(
                                                   "yet).")] = 3,
     force: Annotated[bool, typer.Option(help="Overwrite --out (and --summary) if they exist.")] = False,
 ) -> None:
-    """Request a road mask from a running TorchServe over REST (default) or gRPC (--grpc)."""
+    """Request a road mask from a running TorchServe over REST (default) or gRPC (--grpc), or from a KServe
+    InferenceService (--kserve)."""
 
     from nltool.fileio import atomic_path, write_json
     from nltool.serving.client import (
         BaseClient,
         ClientError,
         GrpcClient,
+        KServeClient,
         RestClient,
         wait_for_token,
     )
@@ -506,9 +545,14 @@ def client(
             raise ClientError(f"{path} already exists; pass --force to overwrite it")
     if not image.is_file():
         raise ClientError(f"image not found: {image}")
-    token = wait_for_token(token_file, retries)
-    transport: BaseClient = (GrpcClient(grpc, model_name, token, timeout, retries) if grpc is not None
-                             else RestClient(url, model_name, token, timeout, retries))
+    transport: BaseClient
+    if kserve is not None:
+        bearer = bearer_token_file.read_text().strip() if bearer_token_file else None
+        transport = KServeClient(kserve, model_name, bearer, timeout, retries)
+    else:
+        token = wait_for_token(token_file, retries)
+        transport = (GrpcClient(grpc, model_name, token, timeout, retries) if grpc is not None
+                     else RestClient(url, model_name, token, timeout, retries))
     if summary is None:
         answer, details = transport.predict(image.read_bytes(), tta=tta, threshold=threshold, fmt=output_format), None
     else:
