@@ -175,13 +175,14 @@ def predict_on_ray(plan: BatchPlan, model: ModelSpec, config: PipelineConfig, fm
                     fail(index, str(out["error"]))
                     continue
                 try:
-                    scene = open_scenes.get(index) or open_scenes.setdefault(
-                        index, SceneAssembly(jobs[index], headers[index], config, fmt))
+                    scene = open_scenes.get(index)
+                    if scene is None:
+                        scene = open_scenes[index] = SceneAssembly(jobs[index], headers[index], config, fmt)
                     complete = scene.add(*_decode(scene, out), seconds=float(out["seconds"]))
                     progress.strip_done(scene.job, scene.num_strips)
                     if complete:
-                        del open_scenes[index]
                         result = scene.finish()
+                        del open_scenes[index]
                         record.write(scene.job, result, ENGINE)
                         report.written.append(result)
                         progress.scene_done(scene.job, result)
