@@ -21,7 +21,7 @@ import torch
 
 from nltool.cache import cache_dir
 from nltool.devices import tf32_state, visible_cuda
-from nltool.export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, file_sha256, onnx_metadata
+from nltool.export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, onnx_metadata
 from nltool.export.parity import (
     ParityCase,
     ParityReport,
@@ -34,6 +34,7 @@ from nltool.export.parity import (
 from nltool.export.quantize import check_keep_float
 from nltool.export.reference import ParitySetup, parity_setup, reference_backend
 from nltool.export.tensorrt_build import EngineProfile, Precision
+from nltool.fileio import file_sha256
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, import_onnxruntime
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
 from nltool.inference.backends.torch_backend import TorchBackend

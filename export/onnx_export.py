@@ -8,7 +8,6 @@ with ``onnx.checker`` and strict shape inference and carries nltool's metadata.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -31,15 +30,6 @@ MAX_SIDE = 32 * 1024
 
 class ExportError(NltoolError):
     """An export that failed, with what failed and where."""
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, recorded in artifacts so they name the checkpoint they came from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def onnx_metadata(model: NLLinkNet, source: str | None = None, source_sha256: str | None = None) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -44,3 +45,12 @@ def write_json(dest: str | os.PathLike[str], data: Any, *, default: Callable[[An
     with atomic_path(dest) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=default) + "\n")
     return dest
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file: artifacts name the checkpoint they came from, batch runs the model they used."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -380,6 +380,26 @@ def read_rgb(
         return reader.read_rows(0, reader.height)
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """An image's size and georeferencing, known without decoding its pixels."""
+
+    width: int
+    height: int
+    georef: GeoReference | None = None
+
+
+def read_header(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                bands: tuple[int, int, int] | None = None) -> ImageHeader:
+    """Size and georeferencing of an image file, reading only its header: what a batch driver needs
+    to plan and write a scene whose pixels are read elsewhere (problems raise :class:`ImageError`)."""
+    if probe_format(path) == "TIFF":
+        with open_image(path, max_pixels=max_pixels, bands=bands) as reader:  # rasterio reads lazily
+            return ImageHeader(reader.width, reader.height, reader.georef)
+    with _open_pillow(path, str(path), max_pixels) as image:  # PNG/JPEG: Pillow reads the header only
+        return ImageHeader(image.width, image.height)
+
+
 class MaskWriter:
     """A :class:`~nltool.inference.pipeline.ProbabilitySink` that writes one output file.
 

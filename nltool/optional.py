@@ -18,6 +18,7 @@ EXTRAS: dict[str, str] = {
     "tensorrt": "trt",
     "onnxconverter_common": "trt",
     "rasterio": "geo",
+    "ray": "ray",
     "requests": "client",
     "grpc": "client",
     "grpc_tools": "client",

@@ -173,6 +173,45 @@ class RestClient(BaseClient):
         return status == 503, b"", self._status_error(status, _server_message(response.text.strip()))
 
 
+class KServeClient(BaseClient):
+    """KServe's v1 protocol, where an ``InferenceService`` (``nltool package --target kserve``) answers:
+    ``POST <url>/v1/models/<model>:predict`` with ``{"instances": [{"data": <base64 image>, options}]}``;
+    the answer comes back base64-encoded in ``predictions[0]``. ``token`` is whatever KServe's ingress
+    expects as a bearer token (TorchServe's own token is off behind KServe)."""
+
+    def __init__(self, url: str, model: str = "nllinknet", token: str | None = None, timeout: float = 600.0,
+                 retries: int = 3) -> None:
+        super().__init__(model, token, timeout, retries)
+        self.url = url.rstrip("/")
+        self._requests = require("requests", "the KServe client")
+
+    def _send(self, image: bytes, fields: dict[str, str]) -> tuple[bool, bytes, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        instance = {"data": base64.b64encode(image).decode("ascii"), **fields}
+        endpoint = f"{self.url}/v1/models/{self.model}:predict"
+        requests = self._requests
+        try:
+            response = requests.post(endpoint, json={"instances": [instance]}, headers=headers, timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            return True, b"", f"cannot reach KServe at {self.url}: is the InferenceService ready? ({exc})"
+        except requests.Timeout:
+            return False, b"", f"no answer from {endpoint} within {self.timeout:.0f} s"
+        try:
+            prediction = response.json()["predictions"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            if response.ok:
+                return False, b"", f"{endpoint} answered without predictions: {response.text[:200]}"
+            return response.status_code == 503, b"", self._status_error(response.status_code,
+                                                                        _server_message(response.text.strip()))
+        if "code" in prediction and "message" in prediction:
+            return False, b"", self._status_error(int(prediction["code"]), str(prediction["message"]))
+        if "output_base64" in prediction:  # the summary, as TorchServe's API returns it
+            return False, json.dumps(prediction).encode(), ""
+        return False, base64.b64decode(prediction["data"]), ""
+
+
 class GrpcClient(BaseClient):
     """TorchServe's gRPC ``Predictions``: the image as ``input['data']``, options beside it, the token
     as ``authorization: Bearer`` metadata; message limits raised for large images."""

@@ -2,7 +2,9 @@
 
 ``initialize`` loads the archive's artifact and the ``nltool:`` section of its model-config.yaml;
 ``preprocess`` decodes each request (raw image bytes, or multipart ``data`` plus option fields;
-options may also come as ``X-Nltool-Tta`` / ``-Threshold`` / ``-Format`` / ``-Summary`` headers);
+options may also come as ``X-Nltool-Tta`` / ``-Threshold`` / ``-Format`` / ``-Summary`` headers;
+or, behind KServe's v1 protocol, instances ``{"data": "<base64 image>", "tta": ...}``, answered
+with JSON ``{"data": "<base64 answer>", "format", "content_type"}``);
 ``inference`` runs the same pipeline and mask writer as ``nltool predict``, so masks are
 byte-identical (``format=geojson`` answers the road network vectorized from the same streamed
 probabilities, as ``predict --vectors geojson`` writes it); ``postprocess`` answers each request
@@ -33,17 +35,18 @@ from nltool.inference import InferencePipeline, load_backend
 from nltool.inference.backends.base import TimedBackend
 from nltool.inference.jobs import road_vectorizer, write_output
 from nltool.serving.settings import (
+    CONTENT_TYPES,
     REQUEST_OPTIONS,
     InternalError,
     RequestError,
     ServingRequest,
     ServingSettings,
+    decode_instance,
+    instance_answer,
     wants_summary,
 )
 
 logger = logging.getLogger(__name__)
-CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff", "json": "application/json",
-                 "geojson": "application/geo+json"}
 REASONS = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error"}
 
 
@@ -69,11 +72,11 @@ class NLLinkNetHandler(BaseHandler):
                     described.get("providers", "-"))
         self.initialized = True
 
-    def _options(self, row: dict[str, Any], idx: int) -> dict[str, str]:
+    def _options(self, row: dict[str, Any], idx: int, headers: bool) -> dict[str, str]:
         options = {}
         for name in REQUEST_OPTIONS:
             value = row.get(name)
-            if value is None and self.context is not None:
+            if value is None and headers and self.context is not None:
                 value = self.context.get_request_header(idx, f"X-Nltool-{name.capitalize()}")
             if value is not None:
                 options[name] = value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
@@ -83,13 +86,14 @@ class NLLinkNetHandler(BaseHandler):
         requests = []
         for idx, row in enumerate(data):
             body = row.get("data") if row.get("data") is not None else row.get("body")
-            if isinstance(body, str):
-                body = body.encode()
+            if isinstance(body, str):  # a KServe v1 instance {"data": "<base64 image>", ...options}
+                requests.append(decode_instance(body, self._options(row, idx, headers=False)))
+                continue
             if not body:
                 requests.append(ServingRequest(error=RequestError("empty request body: send the image bytes "
                                                             "(or multipart field 'data')")))
                 continue
-            requests.append(ServingRequest(image=bytes(body), options=self._options(row, idx)))
+            requests.append(ServingRequest(image=bytes(body), options=self._options(row, idx, headers=True)))
         return requests
 
     def inference(self, requests: list[ServingRequest], *args: Any, **kwargs: Any) -> list[ServingRequest]:
@@ -147,10 +151,14 @@ class NLLinkNetHandler(BaseHandler):
         for stage, seconds in summary["seconds"].items():
             metrics.add_time(f"Nltool{stage.capitalize()}Latency", seconds * 1000.0, idx, "ms")
 
-    def postprocess(self, requests: list[ServingRequest]) -> list[bytes]:
-        answers = []
+    def postprocess(self, requests: list[ServingRequest]) -> list[Any]:
+        answers: list[Any] = []
         for idx, request in enumerate(requests):
-            if request.error is not None:
+            if request.json_answer:  # KServe v1: the envelope wraps these in {"predictions": [...]}
+                answers.append(instance_answer(request))
+                if request.error is not None and len(requests) == 1:
+                    self.context.set_response_status(request.error.status, REASONS[request.error.status], idx)
+            elif request.error is not None:
                 body = {"code": request.error.status, "type": type(request.error).__name__,
                         "message": str(request.error)}
                 # The reason phrase crosses TorchServe's wire protocol, which counts characters as
@@ -160,5 +168,5 @@ class NLLinkNetHandler(BaseHandler):
                 answers.append(json.dumps(body).encode())
             else:
                 self.context.set_response_content_type(idx, CONTENT_TYPES[request.fmt])
-                answers.append(request.answer)  # type: ignore[arg-type]
+                answers.append(request.answer)
         return answers

@@ -60,11 +60,18 @@ def response_timeout(settings: ServingSettings) -> int:
     return int(60 + settings.pipeline.max_pixels / 1e6 / CPU_MEGAPIXELS_PER_SECOND * passes)
 
 
+def size_limits(settings: ServingSettings, encoding_factor: float = 1.0) -> tuple[int, int]:
+    """(max request, max response) bytes for the largest allowed image: an uncompressed RGBA image
+    and twice its 8-bit mask, plus headers; ``encoding_factor`` 4/3 for base64 inside JSON."""
+    max_pixels = settings.pipeline.max_pixels
+    request = min(NETTY_LIMIT, int((max_pixels * 4 + 2**20) * encoding_factor))
+    response = min(NETTY_LIMIT, int((max_pixels * 2 + 2**20) * encoding_factor))
+    return request, response
+
+
 def config_properties(store: Path, settings: ServingSettings, ports: Ports) -> str:
     """TorchServe's config.properties for this store: loopback only, token auth on, sized limits."""
-    max_pixels = settings.pipeline.max_pixels
-    max_request = min(NETTY_LIMIT, max_pixels * 4 + 2**20)  # uncompressed RGBA + headers
-    max_response = min(NETTY_LIMIT, max_pixels * 2 + 2**20)  # an uncompressed 8-bit mask, twice over
+    max_request, max_response = size_limits(settings)
     lines = [
         f"inference_address=http://127.0.0.1:{ports.inference}",
         f"management_address=http://127.0.0.1:{ports.management}",
@@ -87,23 +94,22 @@ def config_properties(store: Path, settings: ServingSettings, ports: Ports) -> s
     return "\n".join(lines) + "\n"
 
 
-def package_model(artifact: Path, store: Path, *, name: str = "nllinknet", settings: ServingSettings | None = None,
-                  workers: int = 1, ports: Ports | None = None, force: bool = False) -> PackageResult:
-    """Write ``store/<name>.mar`` and ``store/config.properties``; returns them and the start command."""
-    yaml = require("yaml", "packaging a TorchServe archive")
-    settings = settings or ServingSettings()
-    ports = ports or Ports()
+def check_artifact(artifact: Path) -> None:
+    """Refuse a missing file or one no backend runs, before anything is written."""
     if not artifact.is_file():
         raise PackageError(f"model artifact not found: {artifact}")
     if artifact.suffix.lower() not in CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + ENGINE_SUFFIXES:
         raise PackageError(f"{artifact} is not a checkpoint, ONNX file or TensorRT engine")
-    mar = store / f"{name}.mar"
-    if mar.exists() and not force:
-        raise PackageError(f"{mar} already exists; pass --force to replace it")
+
+
+def build_archive(artifact: Path, mar: Path, *, name: str, settings: ServingSettings, workers: int) -> Path:
+    """``torch-model-archiver``: ``mar`` holds the artifact, the handler and a model-config.yaml with
+    the worker settings and the ``nltool:`` pipeline settings; written atomically."""
+    yaml = require("yaml", "packaging a TorchServe archive")
     archiver = shutil.which("torch-model-archiver")
     if archiver is None:
         raise PackageError("torch-model-archiver is not installed: pip install 'nltool[serve]'")
-    store.mkdir(parents=True, exist_ok=True)
+    mar.parent.mkdir(parents=True, exist_ok=True)
     model_config = {"minWorkers": workers, "maxWorkers": workers, "batchSize": 1, "maxBatchDelay": 0,
                     "responseTimeout": response_timeout(settings), "nltool": settings.to_dict()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,6 +122,19 @@ def package_model(artifact: Path, store: Path, *, name: str = "nllinknet", setti
             raise PackageError(f"torch-model-archiver failed: {done.stderr.strip() or done.stdout.strip()}")
         with atomic_path(mar) as dest:
             shutil.copyfile(Path(tmp) / f"{name}.mar", dest)
+    return mar
+
+
+def package_model(artifact: Path, store: Path, *, name: str = "nllinknet", settings: ServingSettings | None = None,
+                  workers: int = 1, ports: Ports | None = None, force: bool = False) -> PackageResult:
+    """Write ``store/<name>.mar`` and ``store/config.properties``; returns them and the start command."""
+    settings = settings or ServingSettings()
+    ports = ports or Ports()
+    check_artifact(artifact)
+    mar = store / f"{name}.mar"
+    if mar.exists() and not force:
+        raise PackageError(f"{mar} already exists; pass --force to replace it")
+    build_archive(artifact, mar, name=name, settings=settings, workers=workers)
     config = store / "config.properties"
     with atomic_path(config) as dest:
         dest.write_text(config_properties(store, settings, ports))

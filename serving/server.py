@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 
 import numpy as np
 
@@ -27,6 +27,8 @@ from nltool.serving.client import read_token
 from nltool.serving.package import Ports
 
 START_TIMEOUT_S = 120
+PROBE = encode_png(np.zeros((64, 64, 3), np.uint8))
+"""A request every model answers quickly: what readiness checks send."""
 
 
 class ServerError(NltoolError):
@@ -92,6 +94,19 @@ class LocalTorchServe:
         """The inference token."""
         return read_token(self.key_file)
 
+    def command(self) -> list[str]:
+        """``torchserve --start`` as ``nltool package`` prints it: this store's config, these models."""
+        return ["torchserve", "--start", "--ncs", "--model-store", str(self.store), "--ts-config",
+                str(self.store / "config.properties"), "--models", *[f"{m}={m}.mar" for m in self.models]]
+
+    def answers(self, requests: ModuleType) -> bool:
+        """Whether ping is healthy and every model answers a small image (not raising while starting)."""
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        ping = requests.get(f"{self.url}/ping", headers=headers, timeout=5)
+        post = {**headers, "Content-Type": "application/octet-stream"}
+        return bool(ping.ok) and all(requests.post(f"{self.url}/predictions/{m}", data=PROBE, headers=post,
+                                                   timeout=60).ok for m in self.models)
+
     def start(self) -> None:
         """Start the server in the background (returns before the models are loaded)."""
         if shutil.which("torchserve") is None:
@@ -99,8 +114,7 @@ class LocalTorchServe:
         if shutil.which("java") is None:
             raise ServerError("TorchServe needs Java 17 (a JDK) on the PATH")
         self.folder.mkdir(parents=True, exist_ok=True)
-        command = ["torchserve", "--start", "--ncs", "--model-store", str(self.store), "--ts-config",
-                   str(self.store / "config.properties"), "--models", *[f"{m}={m}.mar" for m in self.models]]
+        command = self.command()
         # Not a pipe: the JVM keeps its stdout open, and reading it would block.
         with (self.folder / "torchserve.out").open("w") as log:
             done = subprocess.run(command, cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -112,17 +126,11 @@ class LocalTorchServe:
     def wait_ready(self, seconds: float = 180.0) -> None:
         """Block until ping is healthy and every model answers a small request."""
         requests = require("requests", "waiting for TorchServe")
-        probe = encode_png(np.zeros((64, 64, 3), np.uint8))  # a request every model answers quickly
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                if self.key_file.exists():
-                    headers = {"Authorization": f"Bearer {self.token()}"}
-                    ping = requests.get(f"{self.url}/ping", headers=headers, timeout=5)
-                    post = {**headers, "Content-Type": "application/octet-stream"}
-                    if ping.ok and all(requests.post(f"{self.url}/predictions/{m}", data=probe, headers=post,
-                                                     timeout=60).ok for m in self.models):
-                        return
+                if self.answers(requests):
+                    return
             except (requests.RequestException, NltoolError):
                 pass
             time.sleep(1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +21,9 @@ OVERRIDABLE = ("tta", "threshold", "format")
 """Pipeline settings a request may override, within the limits of the served config."""
 REQUEST_OPTIONS = (*OVERRIDABLE, "summary")
 """Everything a request may set: multipart/gRPC input fields, or ``X-Nltool-<Option>`` headers."""
+CONTENT_TYPES = {"png": "image/png", "prob": "image/png", "tif": "image/tiff", "json": "application/json",
+                 "geojson": "application/geo+json"}
+"""Content type of each answer format (``json``: the summary)."""
 FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
@@ -120,3 +126,29 @@ class ServingRequest:
     summary: dict[str, Any] | None = None
     """Size, road fraction, tiles and seconds per stage of an answered request: always filled (the
     metrics come from it), sent to the client only when it asked for ``summary``."""
+    json_answer: bool = False
+    """The request came as a KServe v1 instance (base64 image in JSON): answer with JSON too."""
+
+
+def decode_instance(data: str, options: dict[str, str]) -> ServingRequest:
+    """A KServe v1 instance ``{"data": "<base64 image>", ...options}`` as a request (or its error)."""
+    try:
+        image = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        error = RequestError("instance 'data' is not base64: send {\"instances\": [{\"data\": \"<base64 image>\"}]}")
+        return ServingRequest(error=error, json_answer=True)
+    if not image:
+        return ServingRequest(error=RequestError("empty instance 'data': send the image, base64-encoded"),
+                              json_answer=True)
+    return ServingRequest(image=image, options=options, json_answer=True)
+
+
+def instance_answer(request: ServingRequest) -> dict[str, Any]:
+    """A KServe v1 prediction: the answer base64-encoded with its format (and the summary, if asked
+    for), or the error as ``{"code", "type", "message"}``."""
+    if request.error is not None:
+        return {"code": request.error.status, "type": type(request.error).__name__, "message": str(request.error)}
+    if request.fmt == "json":  # asked for the summary: it already carries the answer as output_base64
+        return json.loads(request.answer or b"{}")
+    return {"data": base64.b64encode(request.answer or b"").decode("ascii"), "format": request.fmt,
+            "content_type": CONTENT_TYPES[request.fmt]}

@@ -27,6 +27,7 @@ def test_require_names_the_extra() -> None:
     ("tensorrt", "pip install 'nltool[trt]' on a CUDA host"),
     ("yaml", "pip install 'nltool[serve]'"),
     ("rasterio", "pip install 'nltool[geo]'"),
+    ("ray.data", "pip install 'nltool[ray]'"),
 ])
 def test_every_optional_module_has_its_extra(module: str, hint: str) -> None:
     assert install_hint(module) == hint

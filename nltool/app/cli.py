@@ -80,14 +80,21 @@ PixelSizeOpt = Annotated[float, typer.Option("--pixel-size", min=0.01, help="Met
                                              "georeferencing (road-network thresholds and lengths are in metres).")]
 
 
+def _config(*, tile: int, overlap: int, tta: TTAOpt, scales: str, threshold: float, batch_size: int,
+            max_pixels: int = DEFAULTS.max_pixels) -> PipelineConfig:
+    """The pipeline settings the options describe (checked before any model is loaded)."""
+    return PipelineConfig(tile=tile, overlap=overlap, tta=tta.value, scales=_parse_numbers(scales, float, "--scales"),
+                          threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
+
+
 def _pipeline(model: Path, device: str, arch: Arch | None, pairwise: PairwiseOpt | None, *, tile: int,
               overlap: int, tta: TTAOpt, scales: str, threshold: float, batch_size: int,
               max_pixels: int = DEFAULTS.max_pixels):
     """The inference pipeline the options describe (settings checked before the model is loaded)."""
-    from nltool.inference import InferencePipeline, PipelineConfig, load_backend
+    from nltool.inference import InferencePipeline, load_backend
 
-    config = PipelineConfig(tile=tile, overlap=overlap, tta=tta.value, scales=_parse_numbers(scales, float, "--scales"),
-                            threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
+    config = _config(tile=tile, overlap=overlap, tta=tta, scales=scales, threshold=threshold, batch_size=batch_size,
+                     max_pixels=max_pixels)
     backend = load_backend(model, device=device, arch=arch.value if arch else None,
                            pairwise=pairwise.value if pairwise else None)
     return InferencePipeline(backend, config)
@@ -179,9 +186,18 @@ def demo(
         raise typer.Exit(1)
 
 
+class EngineOpt(str, Enum):
+    """Where ``nltool predict`` runs."""
+
+    local = "local"
+    ray = "ray"
+
+
 @app.command()
 def predict(
-    inputs: Annotated[list[Path], typer.Argument(help="Images: PNG, JPEG, TIFF or GeoTIFF, any size.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images (PNG, JPEG, TIFF or GeoTIFF, any size), folders of "
+                                                      "them, quoted glob patterns, or manifests (.txt: one path a "
+                                                      "line).")],
     model: ModelOpt,
     out: Annotated[Path, typer.Option(help="Folder for the outputs (<name>_mask.png/.tif, <name>_prob.png).")],
     tile: TileOpt = DEFAULTS.tile,
@@ -197,16 +213,36 @@ def predict(
     device: DeviceOpt = "auto",
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
-    force: Annotated[bool, typer.Option(help="Overwrite outputs that already exist.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite outputs that already exist (--engine ray: also redo "
+                                             "scenes whose outputs are up to date).")] = False,
     vectors: Annotated[VectorsOpt | None, typer.Option(help="Also write the road network beside each mask: "
                        "<name>_roads.geojson (WGS 84) or .gpkg (the image's CRS).")] = None,
     pixel_size: PixelSizeOpt = 0.5,
+    engine: Annotated[EngineOpt, typer.Option(help="local: scene after scene in this process; ray: the strips of "
+                                                   "all scenes on Ray actors (the [ray] extra), resumable, a failed "
+                                                   "scene does not stop the others; exit status = scenes "
+                                                   "failed.")] = EngineOpt.local,
+    address: Annotated[str | None, typer.Option(help="--engine ray: 'auto' (the running cluster) or "
+                                                        "ray://HOST:10001; default: start Ray here.")] = None,
+    actors: Annotated[int, typer.Option(help="--engine ray: actors, each loading the model once.")] = 1,
+    gpus_per_actor: Annotated[float, typer.Option(help="--engine ray: GPUs per actor (0.5: two share a "
+                                                       "GPU).")] = 0.0,
 ) -> None:
     """Write a road mask for each input image (tiled, with optional test-time augmentation)."""
-    from nltool.inference.jobs import plan_jobs, predict_file
+    from nltool.batch.inputs import expand_inputs
 
     band_tuple = _parse_numbers(bands, int, "--bands") if bands else None
     fmt = cast(OutputFormat, output_format.value)
+    inputs = expand_inputs(inputs, exclude=out)
+    if engine is EngineOpt.ray:
+        if vectors is not None:
+            raise typer.BadParameter("road networks are written by --engine local only", param_hint="--vectors")
+        _predict_on_ray(inputs, out, model, fmt, band_tuple, force, device, arch, pairwise, address, actors,
+                        gpus_per_actor, _config(tile=tile, overlap=overlap, tta=tta, scales=scales,
+                                                threshold=threshold, batch_size=batch_size, max_pixels=max_pixels))
+        return
+    from nltool.inference.jobs import plan_jobs, predict_file
+
     jobs = plan_jobs(inputs, out, fmt, force, vectors.value if vectors else None)
     pipeline = _pipeline(model, device, arch, pairwise, tile=tile, overlap=overlap, tta=tta, scales=scales,
                          threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
@@ -220,6 +256,26 @@ def predict(
                 f"{result.roads['total_length_m'] / 1000:.2f} km")
             bar.console.print(f"{job.input} -> {result.output} ({result.width}×{result.height}, "
                               f"road {result.road_fraction:.1%}, {result.seconds:.1f}s){roads}")
+
+
+def _predict_on_ray(inputs: list[Path], out: Path, model: Path, fmt: OutputFormat, bands: tuple | None, force: bool,
+                    device: str, arch: Arch | None, pairwise: PairwiseOpt | None, address: str | None, actors: int,
+                    gpus_per_actor: float, config: PipelineConfig) -> None:
+    """``predict --engine ray``: run, print the summary table, exit with the number of failed scenes."""
+    from rich.console import Console
+
+    from nltool.batch.ray_engine import ModelSpec, RayOptions, predict_files_on_ray
+
+    spec = ModelSpec(model, device, arch.value if arch else None, pairwise.value if pairwise else None)
+    if not model.is_file():
+        raise typer.BadParameter(f"model artifact not found: {model}", param_hint="--model")
+    report = predict_files_on_ray(inputs, out, spec, config, fmt, RayOptions(address, actors, gpus_per_actor),
+                                  bands=bands, force=force)
+    Console(stderr=True).print(report.table(f"nltool predict --engine ray -> {out}"))
+    for failure in report.failed:
+        typer.echo(f"failed: {failure.input}: {failure.message}", err=True)
+    if report.exit_status:
+        raise typer.Exit(report.exit_status)
 
 
 def _set_total(bar: Any, task: Any, total: int) -> None:
@@ -470,10 +526,18 @@ def export(
         raise typer.Exit(1)
 
 
+class TargetOpt(str, Enum):
+    """What ``nltool package`` writes for."""
+
+    torchserve = "torchserve"
+    kserve = "kserve"
+
+
 @app.command()
 def package(
     model: ModelOpt,
-    out: Annotated[Path, typer.Option(help="Model store folder for <name>.mar and config.properties.")],
+    out: Annotated[Path, typer.Option(help="Model store folder for <name>.mar and config.properties (--target "
+                                           "kserve: the folder to upload, plus inferenceservice.yaml).")],
     name: Annotated[str, typer.Option(help="Model name in TorchServe (the URL is /predictions/<name>).")] = "nllinknet",
     tile: TileOpt = DEFAULTS.tile,
     overlap: OverlapOpt = DEFAULTS.overlap,
@@ -498,8 +562,21 @@ def package(
                                                      "(engines for this pipeline's tile shapes, cached).")] = False,
     tensorrt_cache: Annotated[Path | None, typer.Option(help="Engine cache of --onnx-tensorrt (default: "
                                                              "~/.cache/nltool/onnxruntime-tensorrt).")] = None,
+    target: Annotated[TargetOpt, typer.Option(help="torchserve: a model store for torchserve --start; kserve: "
+                                                   "the layout KServe's TorchServe runtime loads and an "
+                                                   "InferenceService manifest (port options do not apply).")] = (
+        TargetOpt.torchserve),
+    storage_uri: Annotated[str | None, typer.Option(help="--target kserve: where --out will be uploaded (s3://, "
+                                                            "gs://, pvc://...); default pvc://nltool-models/<name>.")
+                           ] = None,
+    cpu: Annotated[str, typer.Option(help="--target kserve: CPU request and limit per replica.")] = "2",
+    memory: Annotated[str, typer.Option(help="--target kserve: memory request and limit per replica.")] = "4Gi",
+    gpus: Annotated[int, typer.Option(help="--target kserve: GPUs per replica (nvidia.com/gpu).")] = 0,
+    min_replicas: Annotated[int, typer.Option(help="--target kserve: fewest replicas (0 scales to zero).")] = 1,
+    max_replicas: Annotated[int, typer.Option(help="--target kserve: most replicas.")] = 1,
 ) -> None:
-    """Package a model as a TorchServe archive and write a loopback-only, token-protected config."""
+    """Package a model as a TorchServe archive and write a loopback-only, token-protected config
+    (or, with --target kserve, what KServe's TorchServe runtime loads and its InferenceService)."""
     from nltool.serving.package import Ports, package_model
     from nltool.serving.settings import ServingSettings
 
@@ -508,6 +585,17 @@ def package(
         "threshold": threshold, "format": output_format.value, "max_pixels": max_pixels,
         "arch": arch.value if arch else None, "pairwise": pairwise.value if pairwise else None,
         "onnx_tensorrt": onnx_tensorrt, "tensorrt_cache": str(tensorrt_cache) if tensorrt_cache else None})
+    if target is TargetOpt.kserve:
+        from nltool.serving.kserve import Deployment, package_for_kserve
+
+        deployment = Deployment(storage_uri or f"pvc://nltool-models/{name}", cpu, memory, gpus, min_replicas,
+                                max_replicas)
+        kserve = package_for_kserve(model, out, deployment, name=name, settings=settings, workers=workers,
+                                    force=force)
+        typer.echo(f"archive: {kserve.mar}\nconfig:  {kserve.config}\nmanifest: {kserve.manifest}\n"
+                   f"upload {out}/config and {out}/model-store to {deployment.storage_uri}, then:\n"
+                   f"  kubectl apply -f {kserve.manifest}")
+        return
     result = package_model(model, out, name=name, settings=settings, workers=workers, force=force,
                            ports=Ports(inference_port, management_port, metrics_port, grpc_port, grpc_management_port,
                                        worker_port))
@@ -522,6 +610,11 @@ def client(
         "http://127.0.0.1:8080"),
     grpc: Annotated[str | None, typer.Option(help="host:port of TorchServe's gRPC inference API "
                                                      "(e.g. 127.0.0.1:7070); sends over gRPC instead of REST.")] = None,
+    kserve: Annotated[str | None, typer.Option(help="URL of a KServe InferenceService (its status.url); sends "
+                                                       "KServe's v1 protocol. No TorchServe token: see "
+                                                       "--bearer-token-file.")] = None,
+    bearer_token_file: Annotated[Path | None, typer.Option(help="--kserve: a file holding the bearer token "
+                                                                   "KServe's ingress expects, if any.")] = None,
     model_name: Annotated[str, typer.Option(help="Model name given to TorchServe.")] = "nllinknet",
     token_file: Annotated[Path, typer.Option(help="TorchServe's key_file.json (written where it was started).")] = Path(
         "key_file.json"),
@@ -537,13 +630,15 @@ def client(
                                                   "yet).")] = 3,
     force: Annotated[bool, typer.Option(help="Overwrite --out (and --summary) if they exist.")] = False,
 ) -> None:
-    """Request a road mask from a running TorchServe over REST (default) or gRPC (--grpc)."""
+    """Request a road mask from a running TorchServe over REST (default) or gRPC (--grpc), or from a KServe
+    InferenceService (--kserve)."""
 
     from nltool.fileio import atomic_path, write_json
     from nltool.serving.client import (
         BaseClient,
         ClientError,
         GrpcClient,
+        KServeClient,
         RestClient,
         wait_for_token,
     )
@@ -553,9 +648,14 @@ def client(
             raise ClientError(f"{path} already exists; pass --force to overwrite it")
     if not image.is_file():
         raise ClientError(f"image not found: {image}")
-    token = wait_for_token(token_file, retries)
-    transport: BaseClient = (GrpcClient(grpc, model_name, token, timeout, retries) if grpc is not None
-                             else RestClient(url, model_name, token, timeout, retries))
+    transport: BaseClient
+    if kserve is not None:
+        bearer = bearer_token_file.read_text().strip() if bearer_token_file else None
+        transport = KServeClient(kserve, model_name, bearer, timeout, retries)
+    else:
+        token = wait_for_token(token_file, retries)
+        transport = (GrpcClient(grpc, model_name, token, timeout, retries) if grpc is not None
+                     else RestClient(url, model_name, token, timeout, retries))
     if summary is None:
         answer, details = transport.predict(image.read_bytes(), tta=tta, threshold=threshold, fmt=output_format), None
     else:

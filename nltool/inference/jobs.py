@@ -57,6 +57,18 @@ def plan_jobs(inputs: Sequence[Path], out_dir: Path, fmt: OutputFormat, force: b
         raise ImageError(f"--vectors must be one of {', '.join(VECTOR_OUTPUTS)}, got {vectors!r}")
     for path in inputs:
         probe_format(path)
+    jobs = jobs_for(inputs, out_dir, fmt, vectors)
+    existing = [path for job in jobs for path in (job.output, job.vectors) if path is not None and path.exists()]
+    if existing and not force:
+        raise existing_outputs_error(existing)
+    prepare_out_dir(out_dir)
+    return jobs
+
+
+def jobs_for(inputs: Sequence[Path], out_dir: Path, fmt: OutputFormat, vectors: str | None = None
+             ) -> list[PredictJob]:
+    """One job per input, writing ``out_dir/<output name>`` (and the road network beside it when
+    ``vectors`` is given); two inputs that would write the same output are an error naming both."""
     jobs = [PredictJob(path, out_dir / output_name(path, fmt),
                        None if vectors is None else out_dir / roads_name(path, vectors)) for path in inputs]
     seen: dict[Path, Path] = {}
@@ -64,19 +76,24 @@ def plan_jobs(inputs: Sequence[Path], out_dir: Path, fmt: OutputFormat, force: b
         if job.output in seen:
             raise ImageError(f"{seen[job.output]} and {job.input} would both write {job.output}; rename one")
         seen[job.output] = job.input
-    existing = [str(path) for job in jobs for path in (job.output, job.vectors) if path is not None and path.exists()]
-    if existing and not force:
-        raise OutputExistsError(
-            f"{len(existing)} output file(s) already exist ({', '.join(existing[:3])}"
-            f"{' ...' if len(existing) > 3 else ''}); pass --force to overwrite"
-        )
+    return jobs
+
+
+def existing_outputs_error(existing: Sequence[Path]) -> OutputExistsError:
+    """The error for outputs that already exist and may not be overwritten without ``--force``."""
+    listed = ", ".join(map(str, existing[:3]))
+    return OutputExistsError(f"{len(existing)} output file(s) already exist ({listed}"
+                             f"{' ...' if len(existing) > 3 else ''}); pass --force to overwrite")
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create the output folder, or explain why it cannot be written."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ImageError(f"cannot create output folder {out_dir}: {exc}") from exc
     if not os.access(out_dir, os.W_OK):
         raise ImageError(f"output folder {out_dir} is not writable")
-    return jobs
 
 
 class TeeSink:

@@ -92,3 +92,12 @@ class TileGrid:
     def tile_weights(self, row: int, col: int) -> np.ndarray:
         """2-D blending weights (float32) of the tile at grid position (row, col)."""
         return np.outer(self.rows.weights(row), self.cols.weights(col)).astype(np.float32)
+
+    def row_weights(self, row: int) -> np.ndarray:
+        """Sum of the blending weights of grid row ``row``'s tiles, placed at their columns
+        (tile height × padded width, float32): what a strip's weighted tile sum is divided by."""
+        tile_w = self.cols.tile_length
+        total = np.zeros((self.rows.tile_length, self.cols.padded_length), dtype=np.float32)
+        for col, x in enumerate(self.cols.starts):
+            total[:, x:x + tile_w] += self.tile_weights(row, col)
+        return total
