@@ -73,7 +73,7 @@ def main() -> None:
     print(f"mean APLS {statistics.fmean(values):.4f}, min {min(values):.4f}, "
           f"scenes >= 0.9: {sum(v >= 0.9 for v in values)}/{len(values)}")
     if args.json:
-        args.json.write_text(json.dumps({"settings": vars(args) | {"json": str(args.json)}, "scenes": rows}, indent=2))
+        args.json.write_text(json.dumps({"settings": vars(args), "scenes": rows}, indent=2, default=str))
 
 
 if __name__ == "__main__":

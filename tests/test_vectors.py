@@ -82,6 +82,49 @@ def test_five_pixel_spur_is_pruned() -> None:
     assert network.total_length_m == pytest.approx(160 * PIXEL, rel=0.02)
 
 
+def _drawn(size: tuple[int, int], lines: list[list[tuple[float, float]]], width: int) -> np.ndarray:
+    """A mask of straight roads drawn by Pillow (pixel (i, j) centred on (i + 0.5, j + 0.5) in our coordinates)."""
+    canvas = Image.new("L", size)
+    for line in lines:
+        ImageDraw.Draw(canvas).line(line, fill=255, width=width)
+    return np.asarray(canvas) > 0
+
+
+def test_bump_on_a_wide_road_is_pruned_but_a_side_road_is_not() -> None:
+    mask = np.zeros((200, 300), bool)
+    mask[85:116, 20:280] = True  # 31 px = 15.5 m wide
+    mask[77:85, 140:150] = True  # a bump 8 px (4 m) out: its skeleton branch is about 12 m long
+    assert vectorize_array(mask).junctions == 0
+    mask[40:85, 140:150] = True  # a side road reaching 45 px (22.5 m) out
+    assert _degrees(vectorize_array(mask)) == [1, 1, 1, 3]
+
+
+def test_wide_roads_crossing_at_a_shallow_angle_make_one_junction() -> None:
+    # two 10.5 m wide roads crossing at 50 degrees: thinning alone makes two junctions 5 m apart
+    dx, dy = 180 * np.cos(np.radians(25)), 180 * np.sin(np.radians(25))
+    mask = _drawn((400, 400), [[(200 - dx, 200 - dy), (200 + dx, 200 + dy)],
+                               [(200 - dx, 200 + dy), (200 + dx, 200 - dy)]], 21)
+    network = vectorize_array(mask)
+    assert _degrees(network) == [1, 1, 1, 1, 4]
+    (junction,) = (node.xy for node in network.nodes if node.degree == 4)
+    assert junction == pytest.approx((200.5, 200.5), abs=1.5)
+
+
+def test_wide_road_leaving_the_image_obliquely_ends_where_its_centre_line_does() -> None:
+    mask = _drawn((300, 300), [[(60, 83), (360, 284)]], 31)  # leaves through x = 300 at y = 244.3
+    network = vectorize_array(mask)
+    assert _degrees(network) == [1, 1], "no fork where the road meets the image's edge"
+    edge_end = max((node.xy for node in network.nodes), key=lambda xy: xy[0])
+    assert edge_end == pytest.approx((300, 244.3), abs=1.5)
+
+
+def test_wide_road_drawn_at_an_angle_ends_in_one_dead_end_of_the_right_length() -> None:
+    mask = _drawn((500, 400), [[(150, 120), (400, 300)]], 31)  # butt ends across the road
+    network = vectorize_array(mask)
+    assert _degrees(network) == [1, 1]
+    assert network.total_length_m == pytest.approx(np.hypot(250, 180) * PIXEL, rel=0.02)
+
+
 def test_small_blobs_are_dropped_and_short_pieces_too() -> None:
     mask = _road()
     mask[20:24, 20:24] = True  # 16 px = 4 m², under min_object_m2

@@ -415,7 +415,9 @@ def vectorize(
     pixel_size: PixelSizeOpt = 0.5,
     min_object: Annotated[float, typer.Option("--min-object-m2", help="Drop road blobs under this (m²).")] = 40.0,
     max_hole: Annotated[float, typer.Option("--max-hole-m2", help="Fill road holes under this (m²).")] = 40.0,
-    spur: Annotated[float, typer.Option("--spur-m", help="Prune dead-end branches shorter than this (m).")] = 6.0,
+    spur: Annotated[float, typer.Option("--spur-m", help="Prune dead-end branches reaching less than this (m) out "
+                                                        "of the road they leave; merge junctions linked by less "
+                                                        "road than this.")] = 6.0,
     gap: Annotated[float, typer.Option("--gap-m", help="Join dead ends this close (m) that line up.")] = 10.0,
     gap_angle: Annotated[float, typer.Option("--gap-angle-deg", help="How well two ends must line up to be "
                                                                     "joined (degrees).")] = 30.0,

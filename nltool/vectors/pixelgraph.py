@@ -57,16 +57,21 @@ def merge_chains(graph: Any) -> None:
 
 
 def prune_spurs(graph: Any, settings: VectorizeSettings, scale: PixelScale) -> int:
-    """Remove branches from a junction to a dead end shorter than ``spur_m``, shortest first; returns how many.
+    """Remove branches that reach less than ``spur_m`` out of the road they leave, shortest first;
+    returns how many.
 
-    A branch is pruned only while its junction still has degree 3 or more, so pruning never eats
-    into a road: the two remaining edges of the junction are merged into one.
+    A branch starts at its junction, in the middle of the road it leaves, so its reach is its length
+    less the junction's radius (the road's half width there): the corners of a wide road's end and
+    bumps on its edge are pruned whatever the road's width. A branch is pruned only while its
+    junction still has degree 3 or more, so pruning never eats into a road: the two remaining
+    edges of the junction are merged into one.
     """
     spurs = []
     for u, v, key, data in graph.edges(keys=True, data=True):
         for end, junction in ((u, v), (v, u)):
             if graph.degree(end) == 1 and not graph.nodes[end].get("cut") and graph.degree(junction) >= 3:
-                spurs.append((length_m(data["xy"], scale), end, junction, key))
+                reach = length_m(data["xy"], scale) - graph.nodes[junction].get("radius", 0.0) * scale.mean
+                spurs.append((reach, end, junction, key))
     pruned = 0
     for length, end, junction, key in sorted(spurs, key=lambda s: s[0]):
         if length >= settings.spur_m:

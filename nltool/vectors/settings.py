@@ -1,9 +1,10 @@
 """Vectorization settings: every threshold in metres (or degrees), converted with the raster's pixel size.
 
 The defaults suit 0.3-1 m imagery (DeepGlobe is 0.5 m): roads are 3-30 m wide, so blobs under
-40 m² are noise, skeleton spurs under 6 m are corners of wide roads rather than driveways, and
-two road ends less than 10 m apart that point at each other are one road broken by a tree or a
-shadow.
+40 m² are noise, skeleton branches reaching under 6 m out of the road they leave are corners of
+wide roads rather than driveways (and two junctions joined by less than 6 m of road outside them
+are one crossing), and two road ends less than 10 m apart that point at each other are one road
+broken by a tree or a shadow.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class VectorizeSettings:
     ``threshold``: road where probability > threshold (binary masks: any non-zero pixel).
     ``min_object_m2`` / ``max_hole_m2``: road blobs smaller than this are dropped, holes in roads
     smaller than this are filled. ``spur_m``: skeleton branches from a junction to a dead end
-    shorter than this are pruned. ``gap_m`` / ``gap_angle_deg``: two dead ends closer than
+    reaching less than this beyond the junction's road (their length less the road's half width
+    at the junction) are pruned, and junctions linked by less than this outside their own road
+    disks are merged into one. ``gap_m`` / ``gap_angle_deg``: two dead ends closer than
     ``gap_m`` whose directions both point at the other within ``gap_angle_deg`` are joined.
     ``min_component_m``: connected pieces of network shorter than this in total are dropped.
     ``simplify_m``: Douglas-Peucker tolerance of the final lines. ``strip_rows`` /

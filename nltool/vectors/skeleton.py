@@ -1,4 +1,4 @@
-"""One window of road pixels to a skeleton graph: clean the mask, thin it, trace it, prune, extend.
+"""One window of road pixels to a skeleton graph: clean the mask, thin it, trace it, prune, merge, extend.
 
 Thinning is scikit-image's ``skeletonize``; tracing is sknw's ``build_sknw``, which returns a
 NetworkX graph whose nodes are junction clusters and dead ends (each cluster of touching junction
@@ -17,15 +17,19 @@ import numpy as np
 
 from nltool.errors import VectorError
 from nltool.optional import require
-from nltool.vectors.pixelgraph import clip_graph, end_direction, oriented, prune_spurs
+from nltool.vectors.border import ImageEdges, distance_to_box, remove_padding_branches, straighten_edge_ends
+from nltool.vectors.junctions import merge_close_junctions
+from nltool.vectors.pixelgraph import clip_graph, end_direction, median_radius, oriented, prune_spurs
 from nltool.vectors.settings import PixelScale, VectorizeSettings
 
 SKNW_MAX_SIDE = 32767
 """sknw stores pixel coordinates as int16."""
 SKNW_MAX_NODES = 65000
+"""sknw labels node clusters in a uint16 image, from 10 upwards."""
 BORDER_PAD_PX = 32
 """At least this many pixels of border are repeated around a window before thinning."""
-"""sknw labels node clusters in a uint16 image, from 10 upwards."""
+RAY_STEP_PX = 0.25
+"""Sampling step of the ray that finds where a dead end's road ends."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,13 @@ def clean_mask(window: Window, settings: VectorizeSettings, scale: PixelScale) -
 
 
 def window_graph(window: Window, settings: VectorizeSettings, scale: PixelScale) -> Any:
-    """The window's skeleton graph in image pixel coordinates, spurs pruned and dead ends extended.
+    """The window's skeleton graph in image pixel coordinates, cleaned: spurs pruned, junctions of one
+    crossing merged, ends at the image's edge and dead ends straightened and extended.
 
     The mask is padded by repeating its border pixels before thinning, so a road that runs out of
-    the window keeps going and its skeleton is not bent or shortened at the border; the graph is
-    then clipped back to the window, leaving cut ends (``cut=True``) where roads leave it.
+    the window keeps going and its skeleton is not shortened at the border; the graph is then
+    clipped back to the window, leaving cut ends (``cut=True``) where roads leave it, and what the
+    padding made or bent at the image's edge is undone (:mod:`nltool.vectors.border`).
     """
     rows, width = window.road.shape
     if width > SKNW_MAX_SIDE:
@@ -79,8 +85,12 @@ def window_graph(window: Window, settings: VectorizeSettings, scale: PixelScale)
     traced = _trace(skeleton, distance, (pad, pad - window.y0))
     graph = clip_graph(traced, (0.0, float(window.y0), float(width), float(window.y0 + rows)),
                        lambda n: ("border", n))
+    edges = ImageEdges(float(width), float(window.image_height), not window.cut_top, not window.cut_bottom)
+    remove_padding_branches(graph, edges)
     prune_spurs(graph, settings, scale)
-    _extend_ends(graph, width, window.image_height)
+    merge_close_junctions(graph, settings, scale)
+    straighten_edge_ends(graph, edges)
+    _extend_ends(graph, padded, (pad, pad - window.y0), width, window.image_height)
     return graph
 
 
@@ -127,35 +137,40 @@ def _holds(pixels: np.ndarray, pixel: np.ndarray) -> bool:
     return bool((pixels == pixel).all(axis=1).any())
 
 
-def _extend_ends(graph: Any, width: int, height: int) -> None:
+def _extend_ends(graph: Any, padded: np.ndarray, offset: tuple[int, int], width: int, height: int) -> None:
     """Straighten and lengthen each dead end so the line reaches the road's end: thinning bends the
-    last half width of a skeleton and stops half a width short. The bent tail is replaced by its
-    straight continuation, half a width long, or up to the image's edge when the road runs into it
-    (within three half widths). Ends at a cut are left alone."""
+    last half width of a skeleton towards a corner of the road's end and stops short of it. The bent
+    tail (the last half width, the median distance transform along the line) is replaced by the
+    straight continuation of the line before it, up to where that ray leaves the road in the mask
+    (``padded``, indexed by image pixel + ``offset``) or the image. Ends at a cut are left alone."""
     for node in list(graph.nodes):
         if graph.degree(node) != 1 or graph.nodes[node]["cut"] or graph.has_edge(node, node):
             continue
         (_, _, data), = graph.edges(node, data=True)
         xy, dt = oriented(data, node)
-        radius = graph.nodes[node]["radius"]
+        radius = median_radius(dt)
         anchor, direction = end_direction(xy, radius)
         if radius <= 0.5 or not direction.any():
             continue
         tail = float(np.hypot(*np.diff(xy[:anchor + 1], axis=0).T).sum())
-        border = _distance_to_box(xy[anchor], direction, width, height)
-        reach = border if border <= tail + 3 * radius else min(tail + radius - 0.5, border)
-        tip = xy[anchor] + direction * reach
+        limit = min(tail + 3 * radius, distance_to_box(xy[anchor], direction, width, height))
+        tip = xy[anchor] + direction * _road_reach(padded, offset, xy[anchor], direction, limit)
         graph.nodes[node]["xy"] = tip
         data["xy"], data["dt"] = np.concatenate([tip[None], xy[anchor:]]), np.concatenate([[np.nan], dt[anchor:]])
         data["start"] = node
 
 
-def _distance_to_box(point: np.ndarray, direction: np.ndarray, width: int, height: int) -> float:
-    """How far a ray from ``point`` along the unit ``direction`` runs inside [0, width] × [0, height]."""
-    reach = np.inf
-    for axis, limit in ((0, width), (1, height)):
-        if direction[axis] > 0:
-            reach = min(reach, (limit - point[axis]) / direction[axis])
-        elif direction[axis] < 0:
-            reach = min(reach, -point[axis] / direction[axis])
-    return max(0.0, float(reach))
+def _road_reach(padded: np.ndarray, offset: tuple[int, int], start: np.ndarray, direction: np.ndarray,
+                limit: float) -> float:
+    """How far a ray from ``start`` along the unit ``direction`` stays on road pixels, up to ``limit``
+    (sampled every ``RAY_STEP_PX``; the road's end is put halfway between the last road sample and the next)."""
+    steps = np.arange(0.0, limit, RAY_STEP_PX)
+    points = start[None] + steps[:, None] * direction[None]
+    cols = np.floor(points[:, 0]).astype(np.int64) + offset[0]
+    rows = np.floor(points[:, 1]).astype(np.int64) + offset[1]
+    inside = (rows >= 0) & (rows < padded.shape[0]) & (cols >= 0) & (cols < padded.shape[1])
+    on_road = np.zeros(len(steps), bool)
+    on_road[inside] = padded[rows[inside], cols[inside]]
+    if on_road.all():
+        return limit
+    return max(0.0, float(steps[int(np.argmin(on_road))]) - RAY_STEP_PX / 2)

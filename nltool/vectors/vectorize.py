@@ -1,8 +1,9 @@
 """The vectorizer's entry points: a file, an in-memory probability map, or rows streamed from ``predict``.
 
 probability -> threshold -> drop small blobs, fill small holes -> skeleton -> graph -> prune spurs
--> extend dead ends -> (strips merged) -> join aligned gaps -> drop short pieces -> simplify ->
-LineStrings with ``length_m`` and ``width_m``.
+-> merge the junctions of one crossing -> straighten lines at the image's edge and extend dead ends
+-> (strips merged) -> join aligned gaps -> drop short pieces -> simplify -> LineStrings with
+``length_m`` and ``width_m``.
 """
 
 from __future__ import annotations
