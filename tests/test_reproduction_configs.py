@@ -47,7 +47,7 @@ def _commands(table: str, tmp_path: Path, **env: str) -> list[tuple[str, list[st
         if words[:2] in (["nltool", "train"], ["nltool", "evaluate"]):
             commands.append((words[1], words[2:]))
         elif words[0] == "torchrun":
-            assert words[words.index("-m") + 1] == "training", line
+            assert words[words.index("-m") + 1] == "nltool.training", line
             commands.append(("train", words[words.index("-m") + 2:]))
         else:
             pytest.fail(f"{table} prints a command that is neither nltool train/evaluate nor torchrun: {line}")
