@@ -48,7 +48,7 @@ enough (ONNX LinkNet on 2 idle cores: at most ~0.2 s) for the property test to s
 Bigger images (several tiles each way) go through predict and TorchServe below."""
 ISSUE_PALETTE_PNG = ImageCase("P", "PNG", 1100, 1037, seed=7)
 """A palette PNG spanning several 1024-pixel tiles both ways (palette PNGs once crashed predict)."""
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "inference.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "inference.md"
 
 
 @pytest.fixture(scope="module")

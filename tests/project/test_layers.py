@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STAGES = ("nltool.training", "nltool.export", "nltool.serving")
 
 
