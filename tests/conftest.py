@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from nltool.models import NLLinkNet, build_model
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NLTOOL_SHARED", REPO.parent / "shared"))
 AUTHORS_KEYS = SHARED / "reference" / "authors_checkpoint_keys.json"
@@ -38,6 +40,16 @@ def random_state_dict(shapes: dict[str, list[int]], seed: int = 0) -> dict[str, 
         else:
             state[key] = torch.randn(shape, generator=gen) * 0.05
     return state
+
+
+def sharp_linknet() -> NLLinkNet:
+    """A seeded random baseline LinkNet whose last conv is scaled ×50, so its masks hold both road
+    and background (a random head alone gives probabilities near 0.5 everywhere)."""
+    torch.manual_seed(0)
+    model = build_model("linknet").eval()
+    with torch.no_grad():
+        model.decoder.head.conv3.weight.mul_(50)
+    return model
 
 
 @pytest.fixture

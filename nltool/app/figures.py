@@ -28,20 +28,29 @@ def overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out.round().astype(np.uint8)
 
 
-def scene_figure(rgb: np.ndarray, truth: np.ndarray, prediction: np.ndarray, title: str = "") -> Image.Image:
-    """One row of three panels with captions: the image, the truth (white road), the overlay."""
-    height, width = rgb.shape[:2]
-    truth_rgb = np.repeat((truth.astype(bool) * 255).astype(np.uint8)[..., None], 3, axis=2)
-    panels = [("image", rgb), ("ground truth", truth_rgb), ("prediction (red)", overlay(rgb, prediction))]
-    figure = Image.new("RGB", (3 * width + 2 * GAP, height + 2 * TITLE_HEIGHT), "white")
+def panel_row(panels: list[tuple[str, Image.Image]], title: str = "") -> Image.Image:
+    """Panels of one size side by side, each with its caption, under an optional title strip."""
+    width, height = panels[0][1].size
+    figure = Image.new("RGB", (len(panels) * width + (len(panels) - 1) * GAP, height + 2 * TITLE_HEIGHT), "white")
     draw = ImageDraw.Draw(figure)
     if title:
         draw.text((2, 2), title, fill="black")
-    for i, (caption, pixels) in enumerate(panels):
+    for i, (caption, panel) in enumerate(panels):
         x = i * (width + GAP)
-        figure.paste(Image.fromarray(pixels), (x, 2 * TITLE_HEIGHT))
+        figure.paste(panel, (x, 2 * TITLE_HEIGHT))
         draw.text((x + 2, TITLE_HEIGHT + 2), caption, fill="black")
     return figure
+
+
+def white_on_black(mask: np.ndarray) -> Image.Image:
+    """A road mask (non-zero = road) as an RGB panel, white road on black."""
+    return Image.fromarray(np.repeat((mask.astype(bool) * 255).astype(np.uint8)[..., None], 3, axis=2))
+
+
+def scene_figure(rgb: np.ndarray, truth: np.ndarray, prediction: np.ndarray, title: str = "") -> Image.Image:
+    """One row of three panels with captions: the image, the truth (white road), the overlay."""
+    return panel_row([("image", Image.fromarray(rgb)), ("ground truth", white_on_black(truth)),
+                      ("prediction (red)", Image.fromarray(overlay(rgb, prediction)))], title)
 
 
 NETWORK_RGB = (255, 220, 0)
@@ -52,8 +61,7 @@ END_RGB = (40, 200, 255)
 def network_figure(rgb: np.ndarray, mask: np.ndarray, network: RoadNetwork, title: str = "") -> Image.Image:
     """One row of three panels: the image, its road mask, and the vectorized network (centre lines in
     yellow, junctions red, dead ends blue) drawn over the image. The network is in pixel coordinates."""
-    height, width = rgb.shape[:2]
-    mask_rgb = np.repeat((mask.astype(bool) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    width = rgb.shape[1]
     drawn = Image.fromarray(rgb).convert("RGB")
     draw = ImageDraw.Draw(drawn)
     line_width = max(2, width // 256)
@@ -64,17 +72,8 @@ def network_figure(rgb: np.ndarray, mask: np.ndarray, network: RoadNetwork, titl
         r = 2 * line_width
         colour = JUNCTION_RGB if node.kind == "junction" else END_RGB
         draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
-    panels = [("image", Image.fromarray(rgb)), ("mask", Image.fromarray(mask_rgb)),
-              (f"network: {len(network.edges)} lines, {network.junctions} junctions", drawn)]
-    figure = Image.new("RGB", (3 * width + 2 * GAP, height + 2 * TITLE_HEIGHT), "white")
-    caption = ImageDraw.Draw(figure)
-    if title:
-        caption.text((2, 2), title, fill="black")
-    for i, (text, panel) in enumerate(panels):
-        x = i * (width + GAP)
-        figure.paste(panel, (x, 2 * TITLE_HEIGHT))
-        caption.text((x + 2, TITLE_HEIGHT + 2), text, fill="black")
-    return figure
+    return panel_row([("image", Image.fromarray(rgb)), ("mask", white_on_black(mask)),
+                      (f"network: {len(network.edges)} lines, {network.junctions} junctions", drawn)], title)
 
 
 def save_figure(figure: Image.Image, path: Path) -> Path:

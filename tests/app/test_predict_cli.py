@@ -6,24 +6,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import sharp_linknet
 from PIL import Image
 from typer.testing import CliRunner
 
 from nltool.app.cli import app
 from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.torch_backend import TorchBackend
-from nltool.models import build_model, load_checkpoint, save_checkpoint
+from nltool.models import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = build_model("linknet")
-    with torch.no_grad():
-        model.decoder.head.conv3.weight.mul_(50)
+    model = sharp_linknet()
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "linknet.pt", model)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import sharp_linknet
 from typer.testing import CliRunner
 
 from nltool.app.cli import app
@@ -18,7 +18,7 @@ from nltool.batch.records import RunRecord, plan_batch, record_path
 from nltool.errors import ImageError, OutputExistsError
 from nltool.inference import PipelineConfig
 from nltool.inference.jobs import PredictResult
-from nltool.models import build_model, save_checkpoint
+from nltool.models import save_checkpoint
 
 runner = CliRunner()
 OPTIONS = ["--format", "tif", "--tile", "128", "--overlap", "32", "--threshold", "0.7", "--device", "cpu"]
@@ -79,10 +79,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from rasterio.transform import from_origin
 
     folder = tmp_path_factory.mktemp("batch")
-    torch.manual_seed(0)
-    model = build_model("linknet")
-    with torch.no_grad():
-        model.decoder.head.conv3.weight.mul_(50)
+    model = sharp_linknet()
     paths = {"model": save_checkpoint(folder / "model.pt", model)}
     rng = np.random.default_rng(0)
     for i, (name, (h, w)) in enumerate({"a": (300, 420), "b": (100, 150), "c": (130, 96), "d": (200, 200)}.items()):

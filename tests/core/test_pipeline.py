@@ -5,20 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import sharp_linknet
 
 from nltool.errors import ImageError
 from nltool.inference import ArraySource, InferencePipeline, PipelineConfig
 from nltool.inference.backends.torch_backend import TorchBackend
-from nltool.models import build_model
 
 
 @pytest.fixture(scope="module")
 def linknet_backend() -> TorchBackend:
     """A random baseline LinkNet whose outputs vary enough to threshold meaningfully."""
-    torch.manual_seed(0)
-    model = build_model("linknet")
-    with torch.no_grad():
-        model.decoder.head.conv3.weight.mul_(50)
+    model = sharp_linknet()
     return TorchBackend(model, device="cpu")
 
 

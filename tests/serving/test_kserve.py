@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import sharp_linknet
 from PIL import Image
 from typer.testing import CliRunner
 
 from nltool.app.cli import app
-from nltool.models import build_model, save_checkpoint
+from nltool.models import save_checkpoint
 
 pytest.importorskip("ts", reason="TorchServe (the [serve] extra) is not installed")
 yaml = pytest.importorskip("yaml", reason="pyyaml (the [serve] extra) is not installed")
@@ -37,10 +37,7 @@ def read_properties(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = build_model("linknet")
-    with torch.no_grad():
-        model.decoder.head.conv3.weight.mul_(50)
+    model = sharp_linknet()
     return save_checkpoint(tmp_path_factory.mktemp("kserve") / "model.pt", model)
 
 

@@ -13,13 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import torch
+from conftest import sharp_linknet
 from PIL import Image
 from typer.testing import CliRunner
 
 from nltool.app.cli import app
 from nltool.imagery import encode_png
-from nltool.models import build_model, save_checkpoint
+from nltool.models import save_checkpoint
 
 pytest.importorskip("ts", reason="TorchServe (the [serve] extra) is not installed")
 if shutil.which("java") is None:
@@ -35,10 +35,7 @@ MAX_PIXELS = 2_000_000
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("serve")
-    torch.manual_seed(0)
-    model = build_model("linknet").eval()
-    with torch.no_grad():
-        model.decoder.head.conv3.weight.mul_(50)
+    model = sharp_linknet()
     checkpoint = save_checkpoint(folder / "model.pt", model)
     onnx_path = export_onnx(model, folder / "model.onnx")
     ports = free_ports()
