@@ -101,11 +101,6 @@ class TrainConfig:
         if problems:
             raise TrainConfigError("; ".join(problems))
 
-    @property
-    def samples_per_step(self) -> int:
-        """Crops per optimizer step in one process (batch size × accumulated batches)."""
-        return self.batch_size * self.accumulate
-
     def to_dict(self) -> dict[str, Any]:
         """Plain data for config.json and checkpoint metadata; paths absolute, so the file works from anywhere."""
         data = asdict(self)

@@ -203,6 +203,7 @@ class Trainer:
             shutdown(self.dist)
 
     def _fit(self) -> TrainResult:
+        """Epoch after epoch until a stop reason; then the closing line and the result."""
         cfg = self.config
         train_data, val_samples, plan = self._prepare_data()
         self._has_val = bool(val_samples)
@@ -227,10 +228,12 @@ class Trainer:
 
     @property
     def _last(self) -> Path:
+        """The checkpoint ``--resume`` continues from."""
         return self.run_dir / "last.pt"
 
     @property
     def _best(self) -> Path:
+        """The best checkpoint by the run's metric."""
         return self.run_dir / "best.pt"
 
     def _start(self, plan: EpochPlan) -> _Run:
