@@ -4,6 +4,9 @@ encoder, --config files, --val-every, --accumulate, and `nltool data split`."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -238,3 +241,18 @@ def test_data_split_copies_where_links_fail(tmp_path: Path, monkeypatch: pytest.
     assert not copied.is_symlink() and copied.read_bytes() == (tmp_path / "all" / copied.name).read_bytes()
     with pytest.raises(DatasetError, match="between 0 and 1"):
         write_split(tmp_path / "all", tmp_path / "other", 0.0, 0)
+
+
+@pytest.mark.slow
+def test_accumulation_under_two_process_ddp(two_scenes: tuple[Path, Path], tmp_path: Path) -> None:
+    """Two gloo processes, batch 1, two batches a step: effective batch 4, gradients synced once per step."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "nltool.training", "--data", str(two_scenes[0]), "--val", str(two_scenes[1]), "--out", str(out),
+           *TINY, "--batch-size", "1", "--accumulate", "2", "--samples-per-epoch", "8", "--max-steps", "3"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "effective batch size 4 = 1 × 2 accumulated × 2 process(es)" in result.stderr
+    assert [row["global_step"] for row in _rows(out)] == [2, 3], "2 steps an epoch (8 crops / 4), then the budget"
+    assert result.stdout.count("trained 3 steps") == 1
