@@ -168,10 +168,12 @@ def test_config_round_trip_repeats_a_run(two_scenes: tuple[Path, Path], tmp_path
 
 
 def test_yaml_config_and_the_errors_a_file_can_raise(tmp_path: Path) -> None:
-    (tmp_path / "run.yaml").write_text("data: scenes\nout: /tmp/run\nbatch-size: 8\naccumulate: 2\nval_every: 50\n")
+    (tmp_path / "run.yaml").write_text("data: scenes\nout: /tmp/run\nbatch-size: 8\naccumulate: 2\nval_every: 50\n"
+                                       "lr: 1e-4\n")  # YAML 1.1 reads 1e-4 as a string; it is a number here
     values = load_config_file(tmp_path / "run.yaml")
     config = TrainConfig.from_dict(values)
     assert (config.data, config.batch_size, config.accumulate, config.val_every) == (tmp_path / "scenes", 8, 2, 50)
+    assert config.lr == 1e-4 and config.out == Path("/tmp/run")
     with pytest.raises(TrainConfigError, match="unknown option.*batchsize"):
         TrainConfig.from_dict({**values, "batchsize": 4})
     with pytest.raises(TrainConfigError, match="crop must be a whole number"):

@@ -8,6 +8,7 @@ such a file, with absolute paths, so ``--config RUN/config.json --out NEW`` repe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import types
@@ -195,6 +196,9 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
         return Path(value).expanduser()
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        with contextlib.suppress(ValueError):
+            return float(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind in (bool, str) and isinstance(value, kind):
