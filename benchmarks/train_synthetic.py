@@ -29,9 +29,10 @@ def main() -> None:
 
     write_synthetic_dataset(args.out / "train", SynthConfig(n=64, size=256, seed=0))
     write_synthetic_dataset(args.out / "val", SynthConfig(n=16, size=256, seed=1))
+    # One pass over the 64 scenes an epoch (16 steps), as when docs/performance.md's table was measured.
     config = TrainConfig(data=args.out / "train", val=args.out / "val", out=args.out / "run", arch=args.arch,
                          encoder_weights="none", crop=256, batch_size=4, max_steps=args.max_steps,
-                         workers=args.workers, device="cpu")
+                         workers=args.workers, device="cpu", samples_per_epoch=64)
     started = time.perf_counter()
     result = Trainer(config, show_progress=False).fit()
     wall = time.perf_counter() - started

@@ -23,7 +23,6 @@ EXTRAS: dict[str, str] = {
     "grpc": "client",
     "grpc_tools": "client",
     "google.rpc": "client",
-    "yaml": "serve",
     "ts": "serve",
     "skimage": "vector",
     "sknw": "vector",

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import yaml
+
 from nltool.fileio import atomic_path
-from nltool.optional import require
 from nltool.serving.package import (
     PackageError,
     Ports,
@@ -150,7 +151,6 @@ def package_for_kserve(artifact: Path, out: Path, deployment: Deployment, *, nam
                        force: bool = False) -> KServePackage:
     """Write ``out/config/config.properties``, ``out/model-store/<name>.mar`` and
     ``out/inferenceservice.yaml``. Upload ``config/`` and ``model-store/`` to the storage URI."""
-    yaml = require("yaml", "writing the InferenceService manifest")
     settings = settings or ServingSettings()
     if not _DNS_LABEL.match(name):
         raise PackageError(f"--name {name!r} cannot name an InferenceService: use lowercase letters, digits and "

@@ -14,11 +14,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from nltool.errors import NltoolError
 from nltool.fileio import atomic_path
 from nltool.inference.backends import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES
 from nltool.inference.tta import TRANSFORMS
-from nltool.optional import require
 from nltool.serving.settings import ServingSettings
 
 HANDLER = Path(__file__).with_name("handler.py")
@@ -105,7 +106,6 @@ def check_artifact(artifact: Path) -> None:
 def build_archive(artifact: Path, mar: Path, *, name: str, settings: ServingSettings, workers: int) -> Path:
     """``torch-model-archiver``: ``mar`` holds the artifact, the handler and a model-config.yaml with
     the worker settings and the ``nltool:`` pipeline settings; written atomically."""
-    yaml = require("yaml", "packaging a TorchServe archive")
     archiver = shutil.which("torch-model-archiver")
     if archiver is None:
         raise PackageError("torch-model-archiver is not installed: pip install 'nltool[serve]'")

@@ -41,7 +41,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Datasets: synthetic DeepGlobe-layout roads.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets: synthetic DeepGlobe-layout roads, train/val splits.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 Arch = Enum("Arch", {name.replace("-", "_"): name for name in ARCHS}, type=str)  # type: ignore[misc]
@@ -302,51 +302,95 @@ def data_synth(
     typer.echo(f"wrote {len(ids)} scenes of {size}×{size} to {out}")
 
 
+@data_app.command("split")
+def data_split(
+    data: Annotated[Path, typer.Option(help="Labelled folder in the DeepGlobe layout to split.")],
+    out: Annotated[Path, typer.Option(help="New folder for train/, val/ and split.json.")],
+    val_fraction: Annotated[float, typer.Option(help="Share of the scenes for val/ (at least one).")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed; the same as `nltool train --seed` holds out the same scenes.")] = 0,
+) -> None:
+    """Write a seeded train/val split to disk (hard links, symbolic links, or copies where links fail)."""
+    from nltool.data.split import write_split
+
+    result = write_split(data, out, val_fraction, seed)
+    how = ", ".join(f"{count} {method}" for method, count in sorted(result.methods.items()))
+    typer.echo(f"{result.n_train} scenes in {result.train}, {result.n_val} in {result.val} (files: {how})")
+
+
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="Training folder in the DeepGlobe layout (<id>_sat.jpg + <id>_mask.png).")],
-    out: Annotated[Path, typer.Option(help="Run folder for checkpoints (last.pt, best.pt), metrics and the split.")],
+    ctx: typer.Context,
+    data: Annotated[Path | None, typer.Option(help="Training folder in the DeepGlobe layout (<id>_sat.jpg + "
+                                                   "<id>_mask.png); required here or in --config.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder for checkpoints (last.pt, best.pt), metrics, the split "
+                                                  "and config.json; required here or in --config.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML, YAML or JSON file with any of these options by Python "
+                                                     "name (batch_size = 4); options given here win. A run's "
+                                                     "config.json repeats that run (give a new --out).")] = None,
     val: Annotated[Path | None, typer.Option(help="Labelled validation folder; default: hold out "
                                                      "--val-fraction of --data.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of --data held out for validation when no --val "
                                                      "(0 = none).")] = 0.1,
-    arch: Annotated[Arch, typer.Option(help="Architecture.")] = DEFAULT_ARCH_OPT,
+    val_every: Annotated[int | None, typer.Option(help="Validate every N optimizer steps (default: at the end of "
+                                                       "every epoch, and always at the end of the run).")] = None,
+    arch: Annotated[Arch, typer.Option(help="Architecture (with --init from an nltool checkpoint: its own).")
+                    ] = DEFAULT_ARCH_OPT,
     pairwise: Annotated[PairwiseOpt, typer.Option(help="Non-local pairwise function.")] = DEFAULT_PAIRWISE_OPT,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (the paper converged in 180).")] = 180,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
-    crop: Annotated[int, typer.Option(help="Training crop side (multiple of 32); the paper used 1024.")] = 1024,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step (per process).")] = 4,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
-    loss: Annotated[str, typer.Option(help="bce_dice (the authors' loss) or bce.")] = "bce_dice",
     encoder_weights: Annotated[str, typer.Option(help="imagenet (torchvision's ResNet34, downloads once), none, "
                                                       "or a path to a ResNet34 state dict.")] = "imagenet",
-    resume: Annotated[Path | None, typer.Option(help="Continue a run from its last.pt, exactly.")] = None,
+    init: Annotated[Path | None, typer.Option(help="Start from these weights (fresh optimizer and schedule): an "
+                                                   "nltool checkpoint, or the authors' .th with --arch.")] = None,
+    freeze_encoder_steps: Annotated[int, typer.Option(help="Keep the ResNet34 encoder (weights and BatchNorm "
+                                                           "statistics) fixed for the first N steps.")] = 0,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (the authors' cap; the paper converged in 180).")] = 500,
+    samples_per_epoch: Annotated[int | None, typer.Option(help="Crops per epoch, drawn in proportion to image area "
+                                                               "(default: enough to cover the training pixels once, "
+                                                               "and at least 100 steps).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Budget of optimizer steps.")] = None,
+    crop: Annotated[int, typer.Option(help="Training crop side (multiple of 32); the paper used 1024.")] = 1024,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per batch (per process).")] = 4,
+    accumulate: Annotated[int, typer.Option(help="Batches whose gradients add up to one optimizer step (large "
+                                                 "crops on small GPUs); the effective batch size is logged.")] = 1,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
+    loss: Annotated[str, typer.Option(help="bce_dice (the authors' loss) or bce.")] = "bce_dice",
+    lr_factor: Annotated[float, typer.Option(help="Multiply the lr by this on a loss plateau (paper: /5).")] = 0.2,
+    plateau_patience: Annotated[int, typer.Option(help="Reload the best weights and cut the lr after more than this "
+                                                       "many epochs without a lower loss (authors: 5).")] = 5,
+    early_stop_patience: Annotated[int, typer.Option(help="Stop after more than this many epochs without a lower "
+                                                          "loss (authors: 8).")] = 8,
+    min_lr: Annotated[float, typer.Option(help="Stop at a plateau once the lr is below this (authors: 5e-6).")] = 5e-6,
+    resume: Annotated[Path | None, typer.Option(help="Continue a run from its last.pt, exactly (with that run's "
+                                                     "own options).")] = None,
     device: DeviceOpt = "auto",
     workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 2,
-    seed: Annotated[int, typer.Option(help="Seed for the split, data order and augmentation.")] = 0,
-    lr_factor: Annotated[float, typer.Option(help="Multiply the lr by this on a loss plateau (paper: /5).")] = 0.2,
-    plateau_patience: Annotated[int, typer.Option(help="Epochs without a lower loss before the lr drops.")] = 3,
-    early_stop_patience: Annotated[int, typer.Option(help="Epochs without a lower loss before stopping.")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed for the split, data order, augmentation and initial weights.")] = 0,
     amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA (ignored on CPU).")] = True,
+    channels_last: Annotated[bool, typer.Option(help="channels_last memory format for the model and batches.")
+                             ] = True,
 ) -> None:
     """Train a model on DeepGlobe-layout data with the paper's recipe (CPU, CUDA, or torchrun DDP)."""
-    from nltool.training.config import TrainConfig
+    from nltool.training.config import resolve_train_config
     from nltool.training.trainer import Trainer
 
-    if resume is None and (out / "last.pt").exists():
-        raise typer.BadParameter(f"{out} already holds a run; continue it with --resume {out / 'last.pt'} "
-                                 "or choose another --out", param_hint="--out")
-    config = TrainConfig(data=data, out=out, val=val, val_fraction=val_fraction, arch=arch.value,
-                         pairwise=pairwise.value, encoder_weights=encoder_weights, epochs=epochs,
-                         max_steps=max_steps, crop=crop, batch_size=batch_size, lr=lr, loss=loss, workers=workers,
-                         seed=seed, device=device, amp=amp, lr_factor=lr_factor,
-                         plateau_patience=plateau_patience, early_stop_patience=early_stop_patience)
-    result = Trainer(config, resume=resume, log=lambda msg: typer.echo(msg, err=True)).fit()
+    given = {name: value.value if isinstance(value, Enum) else value for name, value in ctx.params.items()
+             if name not in ("config", "resume") and _given(ctx, name)}
+    settings = resolve_train_config(config, given)
+    if resume is None and (settings.out / "last.pt").exists():
+        raise typer.BadParameter(f"{settings.out} already holds a run; continue it with --resume "
+                                 f"{settings.out / 'last.pt'} or choose another --out", param_hint="--out")
+    result = Trainer(settings, resume=resume, log=lambda msg: typer.echo(msg, err=True)).fit()
     if not result.is_main:
         return
     metric = "-" if result.best_metric is None else f"{result.best_metric:.4f}"
-    typer.echo(f"trained {result.global_step} steps ({result.epochs_completed} epochs); best {result.metric_name} "
-               f"{metric}; checkpoints: {result.best} and {result.last}")
+    typer.echo(f"trained {result.global_step} steps ({result.epochs_completed} epochs of {result.steps_per_epoch} "
+               f"steps, effective batch size {result.effective_batch_size}); {result.stop_message}; best "
+               f"{result.metric_name} {metric}; checkpoints: {result.best} and {result.last}")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given (command line or environment) rather than left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 @app.command()

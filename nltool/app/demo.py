@@ -90,7 +90,7 @@ Echo = Callable[[str], None]
 
 def check_requirements() -> None:
     """Refuse at once, naming what to install, if a stage's extra or tool is missing."""
-    missing = sorted({EXTRAS[module] for module in ("onnxruntime", "ts", "yaml", "requests", "grpc")
+    missing = sorted({EXTRAS[module] for module in ("onnxruntime", "ts", "requests", "grpc")
                       if not available(module)})
     if missing:
         raise DemoError(f"the demo exports ONNX and serves it with TorchServe; install the extras it needs: "
@@ -188,9 +188,10 @@ def _train(stages: _Stages, out: Path, config: DemoConfig, train_dir: Path, val_
     from nltool.training.trainer import Trainer
 
     with stages.stage(f"train {config.arch}") as result:
+        # One pass over the scenes an epoch (crop = scene size), so the report's curve has a point per pass.
         train = TrainConfig(data=train_dir, val=val_dir, out=out / "run", arch=config.arch, encoder_weights="none",
                             crop=config.crop, batch_size=config.batch_size, max_steps=config.steps, workers=1,
-                            device=device)
+                            device=device, samples_per_epoch=config.train_scenes)
         done = Trainer(train, log=echo, show_progress=show_progress).fit()
         best = max(done.history, key=lambda row: row["val_mean_iou"])
         stages.report.numbers["train"] = {

@@ -62,15 +62,19 @@ def find_pairs(root: Path) -> list[Sample]:
     return samples
 
 
-def validate_samples(samples: Sequence[Sample], progress: Callable[[int], None] | None = None) -> None:
+def validate_samples(samples: Sequence[Sample], progress: Callable[[int], None] | None = None
+                     ) -> list[tuple[int, int]]:
     """Decode every image and mask fully and check their sizes, so bad data fails before training.
 
-    ``progress`` receives the number of samples checked so far.
+    Returns each sample's (height, width); ``progress`` receives the number of samples checked so far.
     """
+    sizes = []
     for done, sample in enumerate(samples, start=1):
-        read_sample(sample)
+        rgb = read_sample(sample).rgb
+        sizes.append((int(rgb.shape[0]), int(rgb.shape[1])))
         if progress is not None:
             progress(done)
+    return sizes
 
 
 class Scene(NamedTuple):

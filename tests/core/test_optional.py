@@ -25,7 +25,7 @@ def test_require_names_the_extra() -> None:
     ("google.rpc.status_pb2", "pip install 'nltool[client]'"),
     ("onnxruntime", "pip install 'nltool[cpu]' (or 'nltool[gpu]' for onnxruntime-gpu on a CUDA host)"),
     ("tensorrt", "pip install 'nltool[trt]' on a CUDA host"),
-    ("yaml", "pip install 'nltool[serve]'"),
+    ("skimage", "pip install 'nltool[vector]'"),
     ("rasterio", "pip install 'nltool[geo]'"),
     ("ray.data", "pip install 'nltool[ray]'"),
 ])
@@ -54,10 +54,12 @@ def test_client_without_the_client_extra_says_what_to_install(tmp_path: Path) ->
     assert lines[0].endswith("pip install 'nltool[client]'")
 
 
-def test_package_without_the_serve_extra_says_what_to_install(tmp_path: Path) -> None:
-    (tmp_path / "model.onnx").write_bytes(b"not really")
-    done = _cli_without("yaml", ["package", "--model", "model.onnx", "--out", "store"], tmp_path)
+def test_vectorize_without_the_vector_extra_says_what_to_install(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("L", (64, 64)).save(tmp_path / "mask.png")
+    done = _cli_without("skimage", ["vectorize", "mask.png", "--out", "roads.geojson"], tmp_path)
     assert done.returncode == 1, done.stderr
-    assert done.stderr.strip().splitlines() == [
-        "error: packaging a TorchServe archive needs yaml (import of yaml halted; None in sys.modules): "
-        "pip install 'nltool[serve]'"]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "needs skimage" in lines[0], lines
+    assert lines[0].endswith("pip install 'nltool[vector]'") and not (tmp_path / "roads.geojson").exists()

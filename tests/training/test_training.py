@@ -36,7 +36,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _config(scenes: tuple[Path, Path], out: Path, **overrides: object) -> TrainConfig:
     settings: dict = dict(data=scenes[0], val=scenes[1], out=out, arch="linknet", encoder_weights="none", crop=64,
-                          batch_size=2, workers=0, device="cpu", seed=3)
+                          batch_size=2, workers=0, device="cpu", seed=3, samples_per_epoch=8)  # one pass, 4 steps
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -97,12 +97,14 @@ def test_plateau_reduces_lr_and_reloads_best_weights(scenes: tuple[Path, Path], 
 
 
 def test_epoch_sampler_splits_ranks_and_skips() -> None:
-    full = EpochSampler(10, seed=1, epoch=2).indices
+    """Ten images of one size, ten crops an epoch: each image once (one pass over the files)."""
+    areas = [64 * 64] * 10
+    full = EpochSampler(areas, 10, seed=1, epoch=2).indices
     assert sorted(full) == list(range(10))
-    assert full == EpochSampler(10, seed=1, epoch=2).indices != EpochSampler(10, seed=1, epoch=3).indices
-    ranks = [EpochSampler(10, seed=1, epoch=2, rank=r, world_size=3).indices for r in range(3)]
+    assert full == EpochSampler(areas, 10, seed=1, epoch=2).indices != EpochSampler(areas, 10, seed=1, epoch=3).indices
+    ranks = [EpochSampler(areas, 10, seed=1, epoch=2, rank=r, world_size=3).indices for r in range(3)]
     assert all(len(r) == 4 for r in ranks) and set(functools.reduce(operator.iadd, ranks, [])) == set(range(10))
-    assert EpochSampler(10, seed=1, epoch=2, skip=4).indices == full[4:]
+    assert EpochSampler(areas, 10, seed=1, epoch=2, skip=4).indices == full[4:]
 
 
 def _bad(folder: Path, case: str) -> str:
@@ -164,7 +166,7 @@ def test_two_process_gloo_ddp_writes_one_checkpoint(scenes: tuple[Path, Path], t
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "nltool.training", "--data", str(scenes[0]), "--val", str(scenes[1]), "--out", str(out), "--arch",
            "linknet", "--encoder-weights", "none", "--crop", "64", "--batch-size", "2", "--workers", "0",
-           "--max-steps", "4", "--device", "cpu"]
+           "--max-steps", "4", "--device", "cpu", "--samples-per-epoch", "8"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.jsonl", "split.json"]
