@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from benchmarks.common import machine_line, model_from, scene
@@ -32,7 +31,7 @@ from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.metrics import road_iou
 
 
-def seconds_per_image(backend: Backend, batch: torch.Tensor, repeats: int) -> float:
+def seconds_per_image(backend: Backend, batch: np.ndarray, repeats: int) -> float:
     """Median seconds of one single-image forward pass (after a warm-up)."""
     backend.run(batch)
     times = []
@@ -61,13 +60,13 @@ def main() -> None:
         backends: dict[str, Backend] = {"pytorch eager": TorchBackend(model, device="cpu"),
                                         "onnxruntime fp32": OnnxRuntimeBackend(fp32_path),
                                         "onnxruntime int8": OnnxRuntimeBackend(int8_path)}
-        batch = torch.from_numpy(scene(args.size, seed=1)).permute(2, 0, 1)[None].float()
+        batch = scene(args.size, seed=1).transpose(2, 0, 1)[None].astype(np.float32)
         rates = {name: 1.0 / seconds_per_image(b, batch, args.repeats) for name, b in backends.items()}
         ious = []
         for i in range(16):
-            x = torch.from_numpy(scene(args.val_size, seed=1, index=i)).permute(2, 0, 1)[None].float()
-            ious.append(road_iou(stacked_mask(backends["onnxruntime int8"].run(x).numpy()),
-                                 stacked_mask(backends["onnxruntime fp32"].run(x).numpy())))
+            x = scene(args.val_size, seed=1, index=i).transpose(2, 0, 1)[None].astype(np.float32)
+            ious.append(road_iou(stacked_mask(backends["onnxruntime int8"].run(x)),
+                                 stacked_mask(backends["onnxruntime fp32"].run(x))))
     print(machine_line())
     print(f"# {model.config.arch} ({'trained: ' + str(args.checkpoint) if args.checkpoint else 'random weights'}), "
           f"1×3×{args.size}×{args.size}, median of {args.repeats}")

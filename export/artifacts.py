@@ -186,7 +186,7 @@ def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBack
     device = setup.engine
     assert device is not None  # parity_setup names the engine's GPU whenever TensorRT is requested
     trt = import_tensorrt()
-    timing_cache = timing_cache_path(request.cache, trt.__version__, torch.cuda.get_device_capability(device))
+    timing_cache = timing_cache_path(request.cache, trt.__version__, torch.cuda.get_device_capability(device.index))
     timing_cache.parent.mkdir(parents=True, exist_ok=True)
     reports = []
     for precision in request.engine_precisions():
@@ -200,7 +200,7 @@ def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBack
             source = fp16_onnx(onnx_path, staging / "model.fp16.onnx")
         plan = staging / f"model.{precision}.plan"
         log(f"building the TensorRT {precision} engine on {device}")
-        with torch.cuda.device(device):
+        with torch.cuda.device(device.index):
             sidecar = build_engine(source, plan, precision=precision, profile=request.profile,
                                    workspace_gib=request.workspace_gib, timing_cache=timing_cache)
         report = measure_parity(reference, TensorRTBackend(plan, device=str(device)), str(request.out / plan.name),

@@ -135,8 +135,8 @@ def measure_parity(reference: Backend, candidate: Backend, artifact: str, precis
     """Run both backends on every case and compare probabilities and masks."""
     report = ParityReport(artifact=artifact, precision=precision, tolerance=TOLERANCES[precision])
     for case in cases or default_cases():
-        expected = reference.run(case.batch).numpy()
-        got = candidate.run(case.batch).numpy()
+        batch = case.batch.numpy()
+        expected, got = reference.run(batch), candidate.run(batch)
         diff = np.abs(got.astype(np.float64) - expected)
         report.cases.append(CaseResult(
             name=case.name, shape=list(case.batch.shape), max_abs=float(diff.max()), mean_abs=float(diff.mean()),

@@ -12,9 +12,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import torch
-
-from nltool.devices import TF32, TF32_OFF, choose_device
+from nltool.devices import TF32, TF32_OFF, Device, choose_device
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.models import NLLinkNet
 
@@ -23,8 +21,8 @@ from nltool.models import NLLinkNet
 class ParitySetup:
     """Where the reference and the TensorRT engines run, and the reference's TF32 switches."""
 
-    reference: torch.device
-    engine: torch.device | None
+    reference: Device
+    engine: Device | None
     tf32: TF32
 
 

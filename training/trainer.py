@@ -146,7 +146,7 @@ class Trainer:
         self._resumed = load_checkpoint(resume) if resume else None
         self.config = _resumed_config(config, self._resumed.metadata.training_config) if self._resumed else config
         self.show_progress = show_progress
-        self.device = resolve_device(self.config.device)
+        self.device = resolve_device(self.config.device).to_torch()
         self.dist: DistInfo = init_distributed(self.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)

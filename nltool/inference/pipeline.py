@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from nltool.imagery import check_image_size, threshold_mask
 from nltool.inference.backends.base import Backend
@@ -137,8 +136,8 @@ class InferencePipeline:
         """How many tiles an image of this size takes (for progress bars)."""
         return self.grid(height, width).num_tiles
 
-    def predict_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
-        """N×3×h×w RGB 0-255 tiles -> N×h×w probabilities, averaged over the configured TTA."""
+    def predict_tiles(self, tiles: np.ndarray) -> np.ndarray:
+        """float32 N×3×h×w RGB 0-255 tiles -> N×h×w probabilities, averaged over the configured TTA."""
         cfg = self.config
         return predict_with_tta(tiles, self.backend.run, cfg.tta, cfg.scales)[:, 0]
 
@@ -155,8 +154,8 @@ class InferencePipeline:
         for first in range(0, num_cols, batch_size):
             batch = range(first, min(first + batch_size, num_cols))
             xs = [grid.cols.starts[c] for c in batch]
-            tiles = np.stack([strip[:, x:x + tile_w] for x in xs])
-            probs = self.predict_tiles(torch.from_numpy(tiles).permute(0, 3, 1, 2).float()).numpy()
+            tiles = np.stack([strip[:, x:x + tile_w] for x in xs]).transpose(0, 3, 1, 2).astype(np.float32)
+            probs = self.predict_tiles(tiles)
             for c, x, prob in zip(batch, xs, probs, strict=True):
                 row_sum[:, x:x + tile_w] += prob * grid.tile_weights(row, c)
             if progress:

@@ -11,7 +11,7 @@ from conftest import sharp_linknet
 from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.base import Backend
 from nltool.inference.backends.torch_backend import TorchBackend
-from nltool.inference.tta import TRANSFORMS, predict_with_tta, scaled_size
+from nltool.inference.tta import TRANSFORMS, predict_with_tta, resize_bilinear, scaled_size
 
 
 class SymmetricConvBackend(Backend):
@@ -24,8 +24,8 @@ class SymmetricConvBackend(Backend):
         variants = [torch.rot90(k, r, dims=(-2, -1)) for k in (kernel, kernel.flip(-1)) for r in range(4)]
         self.kernel = torch.stack(variants).mean(0) / 255.0
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(F.conv2d(batch - 127.5, self.kernel, padding=2))
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return torch.sigmoid(F.conv2d(torch.from_numpy(batch) - 127.5, self.kernel, padding=2)).numpy()
 
     def describe(self) -> dict:
         return {"backend": self.name}
@@ -42,14 +42,14 @@ def _image(h: int = 64, w: int = 96) -> np.ndarray:
 
 @pytest.mark.parametrize("mode", ["none", "flip", "d4"])
 def test_every_transform_is_exactly_undone(mode: str) -> None:
-    x = torch.randn(2, 1, 32, 64)
+    x = np.random.default_rng(0).random((2, 1, 32, 64), dtype=np.float32)
     for transform in TRANSFORMS[mode]:
-        assert torch.equal(transform.invert(transform.apply(x)), x)
+        assert np.array_equal(transform.invert(transform.apply(x)), x)
 
 
 def test_group_sizes() -> None:
     assert len(TRANSFORMS["none"]) == 1 and len(TRANSFORMS["flip"]) == 4 and len(TRANSFORMS["d4"]) == 8
-    x = torch.arange(6.0).view(1, 1, 2, 3)
+    x = np.arange(6.0).reshape(1, 1, 2, 3)
     images = {tuple(t.apply(x).flatten().tolist()) for t in TRANSFORMS["d4"]}
     assert len(images) == 8, "the 8 d4 transforms must all differ"
 
@@ -69,8 +69,7 @@ def test_d4_equals_direct_average_of_eight_inverted_passes() -> None:
     rgb = _image()
 
     def forward(image: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-        return backend.run(tensor)[0, 0].numpy()
+        return backend.run(image.transpose(2, 0, 1)[None].astype(np.float32))[0, 0]
 
     passes = []
     for flip in (False, True):
@@ -94,11 +93,32 @@ def test_scaled_sizes_stay_multiples_of_32() -> None:
 def test_multi_scale_resizes_back_and_averages() -> None:
     calls: list[tuple[int, ...]] = []
 
-    def run(batch: torch.Tensor) -> torch.Tensor:
+    def run(batch: np.ndarray) -> np.ndarray:
         calls.append(tuple(batch.shape))
-        return torch.full((batch.shape[0], 1, *batch.shape[-2:]), float(batch.shape[-1]))
+        return np.full((batch.shape[0], 1, *batch.shape[-2:]), float(batch.shape[-1]), dtype=np.float32)
 
-    out = predict_with_tta(torch.zeros(1, 3, 64, 96), run, "none", (0.5, 1.0, 1.5))
+    out = predict_with_tta(np.zeros((1, 3, 64, 96), np.float32), run, "none", (0.5, 1.0, 1.5))
     assert calls == [(1, 3, 32, 64), (1, 3, 64, 96), (1, 3, 96, 160)]  # 48 -> 64, 144 -> 160: ties up
-    assert out.shape == (1, 1, 64, 96)
-    torch.testing.assert_close(out, torch.full((1, 1, 64, 96), (64 + 96 + 160) / 3))
+    assert out.shape == (1, 1, 64, 96) and out.dtype == np.float32
+    np.testing.assert_allclose(out, np.full((1, 1, 64, 96), (64 + 96 + 160) / 3), rtol=1e-6)
+
+
+def test_transforms_that_keep_the_shape_run_as_one_batch() -> None:
+    """D4 on a square tile is one call of 8·N images; on a non-square tile, one call per orientation."""
+    calls: list[tuple[int, ...]] = []
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        calls.append(tuple(batch.shape))
+        return np.full((batch.shape[0], 1, *batch.shape[-2:]), 0.25, dtype=np.float32)
+
+    predict_with_tta(np.zeros((2, 3, 64, 64), np.float32), run, "d4")
+    predict_with_tta(np.zeros((2, 3, 64, 96), np.float32), run, "d4")
+    assert calls == [(16, 3, 64, 64), (8, 3, 64, 96), (8, 3, 96, 64)]
+
+
+@pytest.mark.parametrize(("source", "target"), [((64, 96), (32, 64)), ((64, 96), (96, 160)), ((37, 50), (64, 32))])
+def test_numpy_resize_matches_torch_bilinear(source: tuple[int, int], target: tuple[int, int]) -> None:
+    """The torch-free resize is torch's ``interpolate(bilinear, align_corners=False)``."""
+    x = np.random.default_rng(0).random((2, 3, *source), dtype=np.float32)
+    expected = F.interpolate(torch.from_numpy(x), size=target, mode="bilinear", align_corners=False).numpy()
+    np.testing.assert_allclose(resize_bilinear(x, target), expected, atol=2e-6, rtol=0)

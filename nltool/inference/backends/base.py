@@ -1,4 +1,8 @@
-"""The backend interface: RGB 0-255 batches in, road probabilities out, whatever runs the model."""
+"""The backend interface: RGB 0-255 batches in, road probabilities out, whatever runs the model.
+
+Batches are numpy arrays, so the pipeline around a backend (tiling, TTA, blending) never needs
+torch: an ONNX model runs in a process that never imports it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
-import torch
+import numpy as np
 
 
 class Backend(ABC):
@@ -15,8 +19,8 @@ class Backend(ABC):
     name: str = "backend"
 
     @abstractmethod
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        """float32 N×3×h×w RGB 0-255 (h, w multiples of 32) -> float32 N×1×h×w probability, on CPU."""
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """float32 N×3×h×w RGB 0-255 (h, w multiples of 32) -> float32 N×1×h×w probability."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -33,7 +37,7 @@ class TimedBackend(Backend):
         self.seconds = 0.0
         self.images = 0
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
+    def run(self, batch: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
         out = self.inner.run(batch)
         self.seconds += time.perf_counter() - started

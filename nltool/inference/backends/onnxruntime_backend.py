@@ -19,14 +19,13 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import torch
 
-from nltool.devices import resolve_device
+from nltool.devices import CPU, Device, resolve_device
 from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
 from nltool.inference.config import PipelineConfig
 from nltool.inference.tta import scaled_size
-from nltool.models.linknet import SIZE_MULTIPLE
+from nltool.models.archs import SIZE_MULTIPLE
 from nltool.optional import available, require
 
 INPUT_NAME = "image"
@@ -87,7 +86,16 @@ class TensorRTProviderSettings:
         }
 
 
-def execution_providers(device: torch.device, available: Sequence[str], *, explicit: bool = True,
+def onnxruntime_device(device: str, available: Sequence[str]) -> Device:
+    """The device ``--device`` names for onnxruntime: ``cpu``, and ``auto`` on an onnxruntime without
+    the CUDA provider, are the CPU without asking torch (a CPU run never imports it); anything else
+    is resolved as torch sees the GPUs."""
+    if device.strip() == "cpu" or (device == "auto" and CUDA_PROVIDER not in available):
+        return CPU
+    return resolve_device(device)
+
+
+def execution_providers(device: Device, available: Sequence[str], *, explicit: bool = True,
                         tensorrt: TensorRTProviderSettings | None = None,
                         quantization: str | None = None) -> list[Provider]:
     """The providers, with options, that run an artifact on ``device``.
@@ -134,7 +142,7 @@ class OnnxRuntimeBackend(Backend):
         self.path = Path(path)
         if not self.path.is_file():
             raise BackendError(f"ONNX file not found: {self.path}")
-        self.device = resolve_device(device)
+        self.device = onnxruntime_device(device, ort.get_available_providers())
         explicit = device != "auto"
         quantization = None
         if tensorrt is not None and self.device.type == "cuda":
@@ -162,10 +170,9 @@ class OnnxRuntimeBackend(Backend):
                                f"{self.session.get_providers()}); see onnxruntime's log above")
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
-        (prob,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
-        return torch.from_numpy(prob)
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        (prob,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
+        return np.asarray(prob)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "artifact": str(self.path), "device": str(self.device),

@@ -15,9 +15,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
-from nltool.devices import resolve_device
+from nltool.devices import Device, resolve_device
 from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAME
@@ -37,7 +38,7 @@ def require_cuda() -> None:
         raise BackendError("TensorRT needs a CUDA GPU and none is visible on this machine")
 
 
-def require_context(context: Context | None, path: Path, device: torch.device,
+def require_context(context: Context | None, path: Path, device: Device,
                     profile: list[tuple[int, ...]]) -> Context:
     """The execution context, or a clear error when TensorRT returned none (it allocates the memory
     of the profile's largest shape up front, and returns None when the GPU has not that much free)."""
@@ -64,7 +65,8 @@ class TensorRTBackend(Backend):
         self.device = resolve_device(device)
         if self.device.type != "cuda":
             raise BackendError(f"TensorRT engines run on CUDA devices, not {self.device}")
-        torch.cuda.set_device(self.device)  # the CUDA context exists before TensorRT's runtime
+        self._torch_device = self.device.to_torch()
+        torch.cuda.set_device(self._torch_device)  # the CUDA context exists before TensorRT's runtime
         self._trt = trt
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
@@ -80,7 +82,7 @@ class TensorRTBackend(Backend):
             raise BackendError(f"{self.path} is not an nltool engine: I/O tensors are {sorted(names)}")
         self.context = require_context(self.engine.create_execution_context(), self.path, self.device,
                                        self.profile())
-        self.stream = torch.cuda.Stream(device=self.device)
+        self.stream = torch.cuda.Stream(device=self._torch_device)
         self._lock = threading.Lock()
 
     def _torch_dtype(self, name: str) -> torch.dtype:
@@ -94,24 +96,25 @@ class TensorRTBackend(Backend):
         """The input's optimization profile: [min, opt, max] shapes."""
         return [tuple(shape) for shape in self.engine.get_tensor_profile_shape(INPUT_NAME, 0)]
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
-        with self._lock, torch.cuda.device(self.device), torch.cuda.stream(self.stream):
-            image = batch.to(self.device, self._torch_dtype(INPUT_NAME)).contiguous()
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock, torch.cuda.device(self._torch_device), torch.cuda.stream(self.stream):
+            host = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            image = host.to(self._torch_device, self._torch_dtype(INPUT_NAME)).contiguous()
             if not self.context.set_input_shape(INPUT_NAME, tuple(image.shape)):
                 raise BackendError(
                     f"input shape {tuple(image.shape)} is outside the engine's optimization profile "
                     f"(min, opt, max) = {self.profile()}; use a tile size and batch size inside it"
                 )
             prob = torch.empty(tuple(self.context.get_tensor_shape(OUTPUT_NAME)),
-                               dtype=self._torch_dtype(OUTPUT_NAME), device=self.device)
+                               dtype=self._torch_dtype(OUTPUT_NAME), device=self._torch_device)
             self.context.set_tensor_address(INPUT_NAME, image.data_ptr())
             self.context.set_tensor_address(OUTPUT_NAME, prob.data_ptr())
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise BackendError("TensorRT execution failed; see the TensorRT log above")
             self.stream.synchronize()
-        return prob.float().cpu()
+        return prob.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "artifact": str(self.path), "device": str(self.device),
-                "tensorrt": self._trt.__version__, "gpu": torch.cuda.get_device_name(self.device),
+                "tensorrt": self._trt.__version__, "gpu": torch.cuda.get_device_name(self._torch_device),
                 "profile": self.profile()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import torch
 
 from nltool.devices import resolve_device
@@ -20,7 +21,7 @@ class TorchBackend(Backend):
 
     def __init__(self, model: NLLinkNet, device: str = "auto", source: str | None = None) -> None:
         self.device = resolve_device(device)
-        self.net = ProbabilityModel(model).to(self.device).eval()
+        self.net = ProbabilityModel(model).to(self.device.to_torch()).eval()
         self.source = source
         self.config = model.config
 
@@ -33,9 +34,10 @@ class TorchBackend(Backend):
         loaded = load_checkpoint(path, arch=arch, pairwise=pairwise)
         return cls(loaded.model, device=device, source=str(path))
 
-    def run(self, batch: torch.Tensor) -> torch.Tensor:
+    def run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.net(batch.to(self.device, torch.float32)).float().cpu()
+            image = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device.to_torch())
+            return self.net(image).float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "artifact": self.source, "device": str(self.device),
