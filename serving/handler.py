@@ -64,12 +64,13 @@ class NLLinkNetHandler(BaseHandler):
         if device == "cpu":  # workers share the cores instead of each grabbing all of them
             workers = max(1, int(config.get("minWorkers", 1)))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-        self.backend = load_backend(artifact, device=device, arch=self.settings.arch,
+        self.backend = load_backend(artifact, device=device, backend=self.settings.backend,
+                                    precision=self.settings.precision, arch=self.settings.arch,
                                     pairwise=self.settings.pairwise,  # type: ignore[arg-type]
                                     ort_tensorrt=self.settings.ort_tensorrt())
         described = self.backend.describe()
-        logger.info("nltool backend %s on %s (%s)", self.backend.name, described.get("device"),
-                    described.get("providers", "-"))
+        choice = self.backend.choice.summary(artifact) if self.backend.choice else self.backend.name
+        logger.info("nltool backend %s on %s (%s)", choice, described.get("device"), described.get("providers", "-"))
         self.initialized = True
 
     def _options(self, row: dict[str, Any], idx: int, headers: bool) -> dict[str, str]:

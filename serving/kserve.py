@@ -155,7 +155,7 @@ def package_for_kserve(artifact: Path, out: Path, deployment: Deployment, *, nam
     if not _DNS_LABEL.match(name):
         raise PackageError(f"--name {name!r} cannot name an InferenceService: use lowercase letters, digits and "
                            "'-', starting with a letter, at most 45 characters")
-    check_artifact(artifact)
+    check_artifact(artifact, settings)
     package = KServePackage(root=out, config=out / "config" / "config.properties",
                             mar=out / "model-store" / f"{name}.mar", manifest=out / "inferenceservice.yaml")
     existing = [p for p in (package.config, package.mar, package.manifest) if p.exists()]

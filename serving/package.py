@@ -16,9 +16,15 @@ from pathlib import Path
 
 import yaml
 
-from nltool.errors import NltoolError
+from nltool.errors import BackendError, NltoolError
 from nltool.fileio import atomic_path
-from nltool.inference.backends import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES
+from nltool.inference.selection import (
+    CHECKPOINT_SUFFIXES,
+    ENGINE_SUFFIXES,
+    ONNX_SUFFIXES,
+    describe_artifact,
+    runnable_somewhere,
+)
 from nltool.inference.tta import TRANSFORMS
 from nltool.serving.settings import ServingSettings
 
@@ -95,12 +101,17 @@ def config_properties(store: Path, settings: ServingSettings, ports: Ports) -> s
     return "\n".join(lines) + "\n"
 
 
-def check_artifact(artifact: Path) -> None:
-    """Refuse a missing file or one no backend runs, before anything is written."""
+def check_artifact(artifact: Path, settings: ServingSettings) -> None:
+    """Refuse a missing file, one no backend runs, or a --backend/--precision no machine could run
+    it with, before anything is written."""
     if not artifact.is_file():
         raise PackageError(f"model artifact not found: {artifact}")
     if artifact.suffix.lower() not in CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + ENGINE_SUFFIXES:
         raise PackageError(f"{artifact} is not a checkpoint, ONNX file or TensorRT engine")
+    try:
+        runnable_somewhere(describe_artifact(artifact), settings.backend, settings.precision)
+    except BackendError as exc:
+        raise PackageError(str(exc)) from exc
 
 
 def build_archive(artifact: Path, mar: Path, *, name: str, settings: ServingSettings, workers: int) -> Path:
@@ -130,7 +141,7 @@ def package_model(artifact: Path, store: Path, *, name: str = "nllinknet", setti
     """Write ``store/<name>.mar`` and ``store/config.properties``; returns them and the start command."""
     settings = settings or ServingSettings()
     ports = ports or Ports()
-    check_artifact(artifact)
+    check_artifact(artifact, settings)
     mar = store / f"{name}.mar"
     if mar.exists() and not force:
         raise PackageError(f"{mar} already exists; pass --force to replace it")

@@ -14,6 +14,7 @@ from nltool.errors import InferenceConfigError, NltoolError
 from nltool.inference import TTA_MODES, PipelineConfig
 from nltool.inference.backends.onnxruntime_backend import TensorRTProviderSettings
 from nltool.inference.config import OUTPUT_FORMATS, TTAMode
+from nltool.inference.selection import check_names
 
 SERVED_FORMATS: tuple[str, ...] = (*OUTPUT_FORMATS, "geojson")
 """Answer formats: the mask encodings, or ``geojson``: the road network (WGS 84 for GeoTIFF requests)."""
@@ -62,6 +63,10 @@ class ServingSettings:
     allowed_tta: tuple[str, ...] = TTA_MODES
     arch: str | None = None
     pairwise: str | None = None
+    backend: str = "auto"
+    """``--backend``: what runs the model in each worker (auto: the fastest installed there)."""
+    precision: str = "auto"
+    """``--precision``: auto is the model file's own."""
     onnx_tensorrt: bool = False
     """ONNX artifacts on GPU workers run on onnxruntime's TensorRT provider (else CUDA, then CPU)."""
     tensorrt_cache: str | None = None
@@ -96,7 +101,8 @@ class ServingSettings:
     def to_dict(self) -> dict[str, Any]:
         """One flat mapping: the pipeline's settings beside the serving ones."""
         return {**self.pipeline.to_dict(), "format": self.format, "allowed_tta": list(self.allowed_tta),
-                "arch": self.arch, "pairwise": self.pairwise, "onnx_tensorrt": self.onnx_tensorrt,
+                "arch": self.arch, "pairwise": self.pairwise, "backend": self.backend, "precision": self.precision,
+                "onnx_tensorrt": self.onnx_tensorrt,
                 "tensorrt_cache": self.tensorrt_cache}
 
     @classmethod
@@ -110,6 +116,7 @@ class ServingSettings:
         if "allowed_tta" in rest:
             rest["allowed_tta"] = tuple(rest["allowed_tta"])
         settings = cls(pipeline=pipeline, **rest)
+        check_names(settings.backend, settings.precision)
         settings.for_request()  # the defaults must be a valid request
         return settings
 

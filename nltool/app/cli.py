@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from nltool import __version__
 from nltool.errors import NltoolError
 from nltool.inference.config import OUTPUT_FORMATS, TTA_MODES, OutputFormat, PipelineConfig
+from nltool.inference.selection import BACKENDS, PRECISIONS
 from nltool.models.archs import ARCHS, DEFAULT_ARCH, DEFAULT_PAIRWISE, PAIRWISE_FUNCTIONS
 from nltool.progress import progress_bar
 
@@ -48,6 +49,8 @@ Arch = Enum("Arch", {name.replace("-", "_"): name for name in ARCHS}, type=str) 
 PairwiseOpt = Enum("PairwiseOpt", {name: name for name in PAIRWISE_FUNCTIONS}, type=str)  # type: ignore[misc]
 TTAOpt = Enum("TTAOpt", {name: name for name in TTA_MODES}, type=str)  # type: ignore[misc]
 FormatOpt = Enum("FormatOpt", {name: name for name in OUTPUT_FORMATS}, type=str)  # type: ignore[misc]
+BackendOpt = Enum("BackendOpt", {name: name for name in BACKENDS}, type=str)  # type: ignore[misc]
+PrecisionOpt = Enum("PrecisionOpt", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
 DEFAULTS = PipelineConfig()
 """The pipeline's defaults, which every inference command's option defaults are read from."""
 DEFAULT_TTA = TTAOpt(DEFAULTS.tta)
@@ -55,6 +58,8 @@ DEFAULT_SCALES = ",".join(map(str, DEFAULTS.scales))
 DEFAULT_FORMAT = FormatOpt(OUTPUT_FORMATS[0])
 DEFAULT_ARCH_OPT = Arch(DEFAULT_ARCH)
 DEFAULT_PAIRWISE_OPT = PairwiseOpt(DEFAULT_PAIRWISE)
+AUTO_BACKEND = BackendOpt("auto")
+AUTO_PRECISION = PrecisionOpt("auto")
 
 # Inference options shared by predict, evaluate, package and client (one definition each).
 TileOpt = Annotated[int, typer.Option(help="Tile side in pixels (multiple of 32); the training size is 1024.")]
@@ -66,6 +71,13 @@ ThresholdOpt = Annotated[float, typer.Option(help="Road where the averaged proba
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Tiles per backend call.")]
 MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (PyTorch and TensorRT backends).")]
+BackendOption = Annotated[BackendOpt, typer.Option("--backend", help="What runs the model: auto (the fastest "
+                          "installed for the model file and precision; the choice is printed), torch (.pt/.th), "
+                          "onnxruntime (.onnx), openvino (.onnx/.xml, CPU; the [openvino] extra) or tensorrt "
+                          "(.plan, CUDA).")]
+PrecisionOption = Annotated[PrecisionOpt, typer.Option("--precision", help="auto: the model file's own (fp32, or "
+                            "int8 for an INT8 export) - masks as exported; bf16: CPUs with AVX512-BF16/AMX "
+                            "(openvino, torch); fp16: CUDA (torch); int8: an INT8 model file.")]
 ArchOpt = Annotated[
     Arch | None, typer.Option(help="Arch of a raw state dict (authors' .th); nltool checkpoints record it.")
 ]
@@ -89,15 +101,19 @@ def _config(*, tile: int, overlap: int, tta: TTAOpt, scales: str, threshold: flo
 
 def _pipeline(model: Path, device: str, arch: Arch | None, pairwise: PairwiseOpt | None, *, tile: int,
               overlap: int, tta: TTAOpt, scales: str, threshold: float, batch_size: int,
-              max_pixels: int = DEFAULTS.max_pixels):
-    """The inference pipeline the options describe (settings checked before the model is loaded)."""
+              max_pixels: int = DEFAULTS.max_pixels, backend: BackendOpt = AUTO_BACKEND,
+              precision: PrecisionOpt = AUTO_PRECISION):
+    """The inference pipeline the options describe (settings checked before the model is loaded);
+    the backend chosen is printed on stderr."""
     from nltool.inference import InferencePipeline, load_backend
 
     config = _config(tile=tile, overlap=overlap, tta=tta, scales=scales, threshold=threshold, batch_size=batch_size,
                      max_pixels=max_pixels)
-    backend = load_backend(model, device=device, arch=arch.value if arch else None,
-                           pairwise=pairwise.value if pairwise else None)
-    return InferencePipeline(backend, config)
+    loaded = load_backend(model, device=device, backend=backend.value, precision=precision.value,
+                          arch=arch.value if arch else None, pairwise=pairwise.value if pairwise else None)
+    if loaded.choice is not None:
+        typer.echo(f"backend: {loaded.choice.summary(model)}", err=True)
+    return InferencePipeline(loaded, config)
 
 
 def _parse_numbers(text: str, kind: type, option: str) -> tuple:
@@ -211,6 +227,8 @@ def predict(
     bands: Annotated[str | None, typer.Option(help="RGB bands of a multi-band raster, 1-based, e.g. '3,2,1'.")] = None,
     max_pixels: MaxPixelsOpt = DEFAULTS.max_pixels,
     device: DeviceOpt = "auto",
+    backend: BackendOption = AUTO_BACKEND,
+    precision: PrecisionOption = AUTO_PRECISION,
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
     force: Annotated[bool, typer.Option(help="Overwrite outputs that already exist (--engine ray: also redo "
@@ -237,15 +255,16 @@ def predict(
     if engine is EngineOpt.ray:
         if vectors is not None:
             raise typer.BadParameter("road networks are written by --engine local only", param_hint="--vectors")
-        _predict_on_ray(inputs, out, model, fmt, band_tuple, force, device, arch, pairwise, address, actors,
-                        gpus_per_actor, _config(tile=tile, overlap=overlap, tta=tta, scales=scales,
+        _predict_on_ray(inputs, out, model, fmt, band_tuple, force, device, backend, precision, arch, pairwise,
+                        address, actors, gpus_per_actor, _config(tile=tile, overlap=overlap, tta=tta, scales=scales,
                                                 threshold=threshold, batch_size=batch_size, max_pixels=max_pixels))
         return
     from nltool.inference.jobs import plan_jobs, predict_file
 
     jobs = plan_jobs(inputs, out, fmt, force, vectors.value if vectors else None)
     pipeline = _pipeline(model, device, arch, pairwise, tile=tile, overlap=overlap, tta=tta, scales=scales,
-                         threshold=threshold, batch_size=batch_size, max_pixels=max_pixels)
+                         threshold=threshold, batch_size=batch_size, max_pixels=max_pixels, backend=backend,
+                         precision=precision)
     with progress_bar("tiles") as bar:
         for number, job in enumerate(jobs, start=1):
             task = bar.add_task(f"[{number}/{len(jobs)}] {job.input.name}", total=None)
@@ -259,14 +278,16 @@ def predict(
 
 
 def _predict_on_ray(inputs: list[Path], out: Path, model: Path, fmt: OutputFormat, bands: tuple | None, force: bool,
-                    device: str, arch: Arch | None, pairwise: PairwiseOpt | None, address: str | None, actors: int,
-                    gpus_per_actor: float, config: PipelineConfig) -> None:
+                    device: str, backend: BackendOpt, precision: PrecisionOpt, arch: Arch | None,
+                    pairwise: PairwiseOpt | None, address: str | None, actors: int, gpus_per_actor: float,
+                    config: PipelineConfig) -> None:
     """``predict --engine ray``: run, print the summary table, exit with the number of failed scenes."""
     from rich.console import Console
 
     from nltool.batch.ray_engine import ModelSpec, RayOptions, predict_files_on_ray
 
-    spec = ModelSpec(model, device, arch.value if arch else None, pairwise.value if pairwise else None)
+    spec = ModelSpec(model, device, arch.value if arch else None, pairwise.value if pairwise else None,
+                     backend.value, precision.value)
     if not model.is_file():
         raise typer.BadParameter(f"model artifact not found: {model}", param_hint="--model")
     report = predict_files_on_ray(inputs, out, spec, config, fmt, RayOptions(address, actors, gpus_per_actor),
@@ -404,6 +425,8 @@ def evaluate(
     threshold: ThresholdOpt = DEFAULTS.threshold,
     batch_size: BatchOpt = DEFAULTS.batch_size,
     device: DeviceOpt = "auto",
+    backend: BackendOption = AUTO_BACKEND,
+    precision: PrecisionOption = AUTO_PRECISION,
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the full report (per-image IoU, "
@@ -423,7 +446,7 @@ def evaluate(
 
     samples = find_pairs(data)
     pipeline = _pipeline(model, device, arch, pairwise, tile=tile, overlap=overlap, tta=tta, scales=scales,
-                         threshold=threshold, batch_size=batch_size)
+                         threshold=threshold, batch_size=batch_size, backend=backend, precision=precision)
     config = pipeline.config
     with progress_bar("scenes") as bar:
         task = bar.add_task("evaluate", total=len(samples))
@@ -594,6 +617,8 @@ def package(
                              "(GeoTIFF for GeoTIFF requests) or prob.")] = DEFAULT_FORMAT,
     max_pixels: MaxPixelsOpt = DEFAULTS.max_pixels,
     workers: Annotated[int, typer.Option(help="TorchServe workers (processes) for this model.")] = 1,
+    backend: BackendOption = AUTO_BACKEND,
+    precision: PrecisionOption = AUTO_PRECISION,
     arch: ArchOpt = None,
     pairwise: PairwiseOption = None,
     inference_port: Annotated[int, typer.Option(help="REST inference port on 127.0.0.1.")] = 8080,
@@ -630,7 +655,8 @@ def package(
         "tile": tile, "overlap": overlap, "tta": tta.value, "scales": _parse_numbers(scales, float, "--scales"),
         "threshold": threshold, "format": output_format.value, "max_pixels": max_pixels,
         "arch": arch.value if arch else None, "pairwise": pairwise.value if pairwise else None,
-        "onnx_tensorrt": onnx_tensorrt, "tensorrt_cache": str(tensorrt_cache) if tensorrt_cache else None})
+        "backend": backend.value, "precision": precision.value, "onnx_tensorrt": onnx_tensorrt,
+        "tensorrt_cache": str(tensorrt_cache) if tensorrt_cache else None})
     if target is TargetOpt.kserve:
         from nltool.serving.kserve import Deployment, package_for_kserve
 

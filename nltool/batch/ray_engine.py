@@ -59,6 +59,8 @@ class ModelSpec:
     device: str = "auto"
     arch: str | None = None
     pairwise: str | None = None
+    backend: str = "auto"
+    precision: str = "auto"
 
     def device_for(self, gpus_per_actor: float) -> str:
         """The device an actor loads the model on."""
@@ -78,8 +80,8 @@ class StripPredictor:
                  bands: tuple[int, int, int] | None) -> None:
         from nltool.inference import InferencePipeline, load_backend
 
-        backend = load_backend(model.artifact, device=device, arch=model.arch,
-                               pairwise=model.pairwise)  # type: ignore[arg-type]
+        backend = load_backend(model.artifact, device=device, backend=model.backend, precision=model.precision,
+                               arch=model.arch, pairwise=model.pairwise)  # type: ignore[arg-type]
         self.pipeline = InferencePipeline(backend, config)
         self.bands = bands
         self._reader: ImageReader | None = None

@@ -59,7 +59,7 @@ def test_artifact_carries_metadata(artifacts: tuple[Path, Path]) -> None:
 
 def test_unreadable_onnx_is_a_backend_error(tmp_path: Path) -> None:
     (tmp_path / "bad.onnx").write_bytes(b"not a protobuf")
-    with pytest.raises(BackendError, match="onnxruntime cannot load .*bad.onnx"):
+    with pytest.raises(BackendError, match="cannot read the ONNX file .*bad.onnx: it is truncated or not an ONNX"):
         load_backend(tmp_path / "bad.onnx")
 
 
@@ -80,5 +80,6 @@ def test_tensorrt_backend_fails_at_once_without_gpu(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is visible; this test covers machines without one")
     (tmp_path / "m.plan").write_bytes(b"\x00")
-    with pytest.raises(BackendError, match="TensorRT needs a CUDA GPU and none is visible"):
+    with pytest.raises(BackendError, match=r"TensorRT needs a CUDA GPU and none is visible|"
+                                           r"pip install 'nltool\[trt\]' on a CUDA host"):
         load_backend(tmp_path / "m.plan")

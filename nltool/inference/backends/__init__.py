@@ -1,56 +1,72 @@
-"""Backends that run artifacts, and the choice of backend from the artifact's file type."""
+"""Backends that run artifacts, and the backend for an artifact from ``--backend``/``--precision``."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
+from nltool.inference.selection import (
+    BackendChoice,
+    choose_backend,
+    cpu_has_native_bf16,
+    describe_artifact,
+    device_type,
+    installed_backends,
+)
 from nltool.models import Pairwise
 
 if TYPE_CHECKING:
     from nltool.inference.backends.onnxruntime_backend import TensorRTProviderSettings
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th")
-ONNX_SUFFIXES = (".onnx",)
-ENGINE_SUFFIXES = (".plan", ".engine")
+
+def select_backend(artifact: str | os.PathLike[str], *, device: str = "auto", backend: str = "auto",
+                   precision: str = "auto") -> BackendChoice:
+    """The backend and precision that run ``artifact`` (see :mod:`nltool.inference.selection`)."""
+    described = describe_artifact(artifact)
+    return choose_backend(described, backend, precision, device=device_type(device, described.kind),
+                          installed=installed_backends(), bf16_cpu=cpu_has_native_bf16())
 
 
 def load_backend(
     artifact: str | os.PathLike[str],
     *,
     device: str = "auto",
+    backend: str = "auto",
+    precision: str = "auto",
     arch: str | None = None,
     pairwise: Pairwise | None = None,
     ort_tensorrt: TensorRTProviderSettings | None = None,
 ) -> Backend:
-    """The backend for ``artifact``: PyTorch for checkpoints, onnxruntime for ONNX, TensorRT for engines.
+    """The backend that runs ``artifact``, chosen by :func:`select_backend`; its ``choice`` says which and why.
 
     ``device`` is ``auto``, ``cpu``, ``cuda`` (the current GPU) or ``cuda:N``. ``arch``/``pairwise``
     matter only for raw state dicts (the authors' ``.th``); ``ort_tensorrt`` opts ONNX artifacts
     into onnxruntime's TensorRT provider on GPUs. Each backend is imported only when needed, so a
-    CPU install never touches TensorRT.
+    CPU install never touches TensorRT and an ONNX model never imports torch.
     """
-    path = Path(artifact)
-    if not path.exists():
-        raise BackendError(f"model artifact not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in CHECKPOINT_SUFFIXES:
+    choice = select_backend(artifact, device=device, backend=backend, precision=precision)
+    on = device if device != "auto" or choice.device == "cuda" else "cpu"
+    loaded: Backend
+    if choice.backend == "torch":
         from nltool.inference.backends.torch_backend import TorchBackend
 
-        return TorchBackend.from_checkpoint(path, arch=arch, pairwise=pairwise, device=device)
-    if suffix in ONNX_SUFFIXES:
+        if choice.precision != "fp32":
+            raise BackendError(f"the torch backend runs fp32 only in this build, not {choice.precision}")
+        loaded = TorchBackend.from_checkpoint(artifact, arch=arch, pairwise=pairwise, device=on)
+    elif choice.backend == "onnxruntime":
         from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device=device, tensorrt=ort_tensorrt)
-    if suffix in ENGINE_SUFFIXES:
+        loaded = OnnxRuntimeBackend(artifact, device=on, tensorrt=ort_tensorrt)
+    elif choice.backend == "tensorrt":
         from nltool.inference.backends.tensorrt_backend import TensorRTBackend
 
-        return TensorRTBackend(path, device="cuda" if device == "auto" else device)
-    known = ", ".join(CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + ENGINE_SUFFIXES)
-    raise BackendError(f"cannot tell which backend runs {path}: expected a file ending in {known}")
+        loaded = TensorRTBackend(artifact, device="cuda" if device == "auto" else device)
+    else:
+        raise BackendError(f"the {choice.backend} backend is not available in this nltool")
+    loaded.choice = choice
+    return loaded
 
 
-__all__ = ["Backend", "load_backend"]
+__all__ = ["Backend", "BackendChoice", "load_backend", "select_backend"]

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from nltool.inference.selection import BackendChoice
 
 
 class Backend(ABC):
     """Runs one artifact. Normalization and the sigmoid live with the artifact, not the caller."""
 
     name: str = "backend"
+    choice: BackendChoice | None = None
+    """Why this backend and precision were chosen, when :func:`~nltool.inference.load_backend` chose them."""
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -33,7 +38,7 @@ class TimedBackend(Backend):
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
-        self.name = inner.name
+        self.name, self.choice = inner.name, inner.choice
         self.seconds = 0.0
         self.images = 0
 

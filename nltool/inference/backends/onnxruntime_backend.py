@@ -24,6 +24,7 @@ from nltool.devices import CPU, Device, resolve_device
 from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
 from nltool.inference.config import PipelineConfig
+from nltool.inference.onnx_metadata import read_onnx_metadata
 from nltool.inference.tta import scaled_size
 from nltool.models.archs import SIZE_MULTIPLE
 from nltool.optional import available, require
@@ -146,7 +147,7 @@ class OnnxRuntimeBackend(Backend):
         explicit = device != "auto"
         quantization = None
         if tensorrt is not None and self.device.type == "cuda":
-            quantization = _metadata(self.path).get("quantization")
+            quantization = read_onnx_metadata(self.path).get("quantization")
             load_tensorrt_libraries()
         providers = execution_providers(self.device, ort.get_available_providers(), explicit=explicit,
                                         tensorrt=tensorrt, quantization=quantization)
@@ -179,13 +180,3 @@ class OnnxRuntimeBackend(Backend):
                 "providers": self.session.get_providers(), "provider_options": self.session.get_provider_options(),
                 "metadata": self.metadata}
 
-
-def _metadata(path: Path) -> dict[str, str]:
-    """An ONNX file's metadata props, read without its weights."""
-    import onnx
-
-    try:
-        model = onnx.load(path, load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise BackendError(f"cannot read the ONNX file {path}: {exc}") from exc
-    return {prop.key: prop.value for prop in model.metadata_props}
