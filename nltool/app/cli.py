@@ -274,7 +274,7 @@ def predict(
                 f"; {job.vectors}: {result.roads['edges']} lines, {result.roads['junctions']} junctions, "
                 f"{result.roads['total_length_m'] / 1000:.2f} km")
             bar.console.print(f"{job.input} -> {result.output} ({result.width}×{result.height}, "
-                              f"road {result.road_fraction:.1%}, {result.seconds:.1f}s){roads}")
+                              f"road {result.road_fraction:.1%}, {result.seconds:.2f}s){roads}")
 
 
 def _predict_on_ray(inputs: list[Path], out: Path, model: Path, fmt: OutputFormat, bands: tuple | None, force: bool,

@@ -1,0 +1,176 @@
+"""Every CPU engine on the same weights, timed as a user runs it: whole process and in-process.
+
+    python -m benchmarks.cpu_engines --checkpoint CKPT --calib DIR [--sizes 1024 2048] [--work DIR]
+
+Exports the checkpoint once (FP32 ONNX, and INT8 calibrated on ``--calib``), renders one synthetic
+road scene per size, then runs ``nltool predict`` for each engine (torch eager and bf16, onnxruntime
+FP32 and INT8, OpenVINO FP32, bf16 and INT8 where installed), with and without D4, in a fresh
+process each, and the authors' D4 inference (``benchmarks.authors_d4``) at the smallest size.
+Whole process = wall clock of the command; in-process = the seconds ``predict`` reports for the
+image (read, tiles, model, write); start-up = the difference (imports, model load). Mask IoU is
+against onnxruntime FP32 with the same TTA. Prints markdown tables and the ratios the goals name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.common import scene
+from nltool.metrics import road_iou
+from nltool.optional import available
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One row: a label, the model file (``onnx``, ``int8``, ``checkpoint`` or another export) and options."""
+
+    label: str
+    model: str
+    backend: str
+    precision: str = "auto"
+    needs: str | None = None
+
+
+ENGINES = (
+    Engine("torch eager fp32", "checkpoint", "torch", "fp32"),
+    Engine("torch compiled bf16", "checkpoint", "torch", "bf16", needs="bf16"),
+    Engine("onnxruntime fp32", "onnx", "onnxruntime"),
+    Engine("onnxruntime int8", "int8", "onnxruntime"),
+    Engine("openvino fp32", "onnx", "openvino", needs="openvino"),
+    Engine("openvino bf16", "onnx", "openvino", "bf16", needs="openvino"),
+)
+REFERENCE = "onnxruntime fp32"
+SECONDS = re.compile(r", (\d+(?:\.\d+)?)s\)")
+
+
+@dataclass
+class Run:
+    """One measured command."""
+
+    whole: float
+    inside: float
+    mask: Path
+
+
+def nltool(*args: str) -> list[str]:
+    """The ``nltool`` command of this Python."""
+    return [sys.executable, "-m", "nltool", *args]
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    """(wall seconds, stdout+stderr) of ``command``; a failure stops the benchmark with its output."""
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{done.stdout}{done.stderr}")
+    return seconds, done.stdout + done.stderr
+
+
+def export(checkpoint: Path, calib: Path, folder: Path) -> dict[str, Path]:
+    """model.onnx and model.int8.onnx of ``checkpoint`` (reused when already there)."""
+    files = {"checkpoint": checkpoint, "onnx": folder / "model.onnx", "int8": folder / "model.int8.onnx"}
+    if not files["int8"].exists():
+        seconds, _ = timed(nltool("export", str(checkpoint), "--out", str(folder), "--int8", "--calib", str(calib),
+                                    "--force"))
+        print(f"# export (onnx + int8): {seconds:.0f} s")
+    return files
+
+
+def predict(engine: Engine, model: Path, image: Path, tta: str, out: Path) -> Run:
+    """``nltool predict`` of one image with one engine, in a fresh process."""
+    out.mkdir(parents=True, exist_ok=True)
+    command = nltool("predict", str(image), "--model", str(model), "--out", str(out), "--tta", tta, "--backend",
+                     engine.backend, "--precision", engine.precision, "--force")
+    whole, text = timed(command)
+    match = SECONDS.search(text)
+    if match is None:
+        sys.exit(f"no time in the output of {' '.join(command)}:\n{text}")
+    return Run(whole, float(match.group(1)), out / f"{image.stem}_mask.png")
+
+
+def mask_of(path: Path) -> np.ndarray:
+    """A mask PNG as booleans."""
+    return np.asarray(Image.open(path)) > 127
+
+
+def usable(engine: Engine) -> str | None:
+    """Why ``engine`` cannot run here, or None."""
+    from nltool.inference.selection import cpu_has_native_bf16
+
+    if engine.needs == "openvino" and not available("openvino"):
+        return "openvino is not installed (pip install 'nltool[openvino]')"
+    if engine.precision == "bf16" and not cpu_has_native_bf16():
+        return "this CPU has no native bf16"
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a trained nltool checkpoint")
+    parser.add_argument("--calib", type=Path, required=True, help="calibration images for the INT8 export")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
+    parser.add_argument("--tta", nargs="+", default=["none", "d4"])
+    parser.add_argument("--work", type=Path, default=None, help="keep exports and outputs here (default: temporary)")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="nltool-engines-"))
+    work.mkdir(parents=True, exist_ok=True)
+    files = export(args.checkpoint, args.calib, work / "export")
+    images = {}
+    for size in args.sizes:
+        images[size] = work / f"scene{size}.png"
+        Image.fromarray(scene(size, seed=7)).save(images[size])
+    engines = [e for e in ENGINES if usable(e) is None]
+    for skipped in (e for e in ENGINES if usable(e) is not None):
+        print(f"# skipped {skipped.label}: {usable(skipped)}")
+    runs: dict[tuple[str, int, str], Run] = {}
+    for size in args.sizes:
+        for tta in args.tta:
+            for engine in engines:
+                run = predict(engine, files[engine.model], images[size], tta,
+                              work / "out" / f"{engine.label.replace(' ', '-')}-{size}-{tta}")
+                runs[engine.label, size, tta] = run
+                print(f"# {engine.label} {size}² tta {tta}: whole {run.whole:.2f} s, in-process {run.inside:.2f} s",
+                      flush=True)
+    smallest = min(args.sizes)
+    authors_mask = work / "authors" / "mask.png"
+    authors_mask.parent.mkdir(exist_ok=True)
+    whole, text = timed([sys.executable, "-m", "benchmarks.authors_d4", str(args.checkpoint), str(images[smallest]),
+                         str(authors_mask)])
+    authors = Run(whole, float(text.split("inference")[1].split()[0]), authors_mask)
+
+    print(f"\n| engine | size | TTA | whole process s | in-process s | start-up s | mask IoU vs {REFERENCE} |")
+    print("|---|---|---|---|---|---|---|")
+    for (label, size, tta), run in runs.items():
+        iou = road_iou(mask_of(run.mask), mask_of(runs[REFERENCE, size, tta].mask))
+        print(f"| {label} | {size}² | {tta} | {run.whole:.2f} | {run.inside:.2f} | {run.whole - run.inside:.2f} | "
+              f"{iou:.4f} |")
+    reference_d4 = runs.get((REFERENCE, smallest, "d4"))
+    print(f"| authors' D4 (8 eager passes) | {smallest}² | d4 | {authors.whole:.2f} | {authors.inside:.2f} | "
+          f"{authors.whole - authors.inside:.2f} | "
+          f"{road_iou(mask_of(authors.mask), mask_of(reference_d4.mask)) if reference_d4 else float('nan'):.4f} |")
+
+    print("\n## ratios (whole process)")
+    for (label, size, tta), run in runs.items():
+        if tta == "d4" and size == smallest:
+            print(f"- authors' D4 / {label} d4 at {size}²: {authors.whole / run.whole:.2f}×")
+    largest = max(args.sizes)
+    if ("onnxruntime int8", largest, "none") in runs:
+        fp32, int8 = runs[REFERENCE, largest, "none"], runs["onnxruntime int8", largest, "none"]
+        print(f"- onnxruntime int8 vs fp32 at {largest}², tta none: whole {fp32.whole / int8.whole:.2f}×, "
+              f"in-process {fp32.inside / int8.inside:.2f}×")
+    print(f"\n# work folder: {work}")
+
+
+if __name__ == "__main__":
+    main()
