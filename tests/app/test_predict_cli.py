@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,30 @@ def test_geotiff_in_geotiff_out_keeps_georeferencing(checkpoint: Path, tmp_path:
         assert (pixels[:, :30] == 0).all(), "nodata is never road"
         assert (pixels[:, 30:] == 255).all()
         assert (mask.dataset_mask()[:, :30] == 0).all()
+
+
+def test_the_chosen_backend_is_printed_and_impossible_choices_write_nothing(checkpoint: Path, images: list[Path],
+                                                                             tmp_path: Path) -> None:
+    """``--backend``/``--precision``: the choice is named; a choice nothing can run stops before any output."""
+    out = tmp_path / "out"
+    done = _run_script_predict(str(images[0]), "--model", str(checkpoint), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "backend: linknet.pt: torch fp32 on cpu (auto: the fastest installed" in done.stderr
+    for options, message in ((["--backend", "onnxruntime"], "--backend onnxruntime cannot run linknet.pt"),
+                             (["--precision", "int8"], "INT8 needs an INT8 artifact: nltool export --int8"),
+                             (["--precision", "fp16", "--device", "cpu"], "fp16 runs on CUDA GPUs only")):
+        failed = _run_script_predict(str(images[1]), "--model", str(checkpoint), "--out", str(tmp_path / "x"),
+                                     *options)
+        assert failed.returncode == 1 and message in failed.stderr, failed.stderr
+        assert not list((tmp_path / "x").glob("*_mask.png"))
+
+
+def test_package_refuses_a_backend_that_cannot_run_the_model(checkpoint: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["package", "--model", str(checkpoint), "--out", str(tmp_path / "store"), "--backend",
+                                 "openvino"])
+    assert result.exit_code == 1 and "--backend openvino cannot run linknet.pt" in result.output
+    assert not (tmp_path / "store").exists() or not list((tmp_path / "store").iterdir())
+
+
+def _run_script_predict(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["nltool", "predict", *args], capture_output=True, text=True, timeout=300)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +85,17 @@ def test_tensorrt_backend_fails_at_once_without_gpu(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=r"TensorRT needs a CUDA GPU and none is visible|"
                                            r"pip install 'nltool\[trt\]' on a CUDA host"):
         load_backend(tmp_path / "m.plan")
+
+
+def test_predict_with_an_onnx_model_never_imports_torch(artifacts: tuple[Path, Path], tmp_path: Path) -> None:
+    """Start-up: an ONNX run pays for onnxruntime, not for torch (about 2-5 s of imports here)."""
+    from PIL import Image
+
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(tmp_path / "a.png")
+    code = ("import sys; from nltool.app.cli import main; sys.argv = ['nltool', 'predict', 'a.png', '--model', "
+            f"{str(artifacts[1])!r}, '--out', 'out', '--tta', 'd4', '--scales', '0.5,1']\n"
+            "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nprint('ok')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr
+    assert (tmp_path / "out" / "a_mask.png").is_file()
