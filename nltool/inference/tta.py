@@ -111,7 +111,6 @@ def predict_with_tta(
                 raise ValueError(f"the model answered a batch of shape {stacked.shape} with shape {probs.shape}, "
                                  f"expected {(stacked.shape[0], 1, *stacked.shape[-2:])}")
             for i, transform in enumerate(group):
-                total += resize_bilinear(np.ascontiguousarray(transform.invert(probs[i * n:(i + 1) * n])),
-                                         (height, width))
+                total += resize_bilinear(transform.invert(probs[i * n:(i + 1) * n]), (height, width))
                 count += 1
     return total / np.float32(count)
