@@ -4,10 +4,10 @@ Everything is built in a staging folder inside ``out`` and moved into place only
 succeeded, so an error (bad checkpoint, missing runtime, failed build, an INT8 model that no
 ``--int8-keep-float auto`` choice keeps within tolerance) leaves no partial artifacts. A parity
 failure keeps the artifacts and ``parity.json`` for inspection, but the command fails and says by
-how much. The exporter always traces the model on the CPU; the
-PyTorch reference is a copy on ``--device`` (:mod:`nltool.export.reference`). TensorRT's timing
-cache lives in nltool's cache folder, so every later export on the same GPU and TensorRT reuses
-it; ``out/timing.cache`` is a copy of it.
+how much. The exporter always traces the model on the CPU; the PyTorch reference is a copy on
+``--device`` (:mod:`nltool.export.reference`). TensorRT's timing cache lives in nltool's cache
+folder, so every later export on the same GPU and TensorRT reuses it; ``out/timing.cache`` is a
+copy of it.
 """
 
 from __future__ import annotations
@@ -211,8 +211,9 @@ def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBack
             from nltool.export.quantize import write_int8
 
             assert int8 is not None  # engine_precisions has int8 only with --int8, which builds the CPU model first
-            source = write_int8(int8[1], staging / "model.int8.trt.onnx", target="tensorrt",
-                                keep_float=int8[0].keep_float)
+            choice, calibration = int8
+            source = write_int8(calibration, staging / "model.int8.trt.onnx", target="tensorrt",
+                                keep_float=choice.keep_float, note=choice.note())
         elif precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16"):
             source = fp16_onnx(onnx_path, staging / "model.fp16.onnx")
         plan = staging / f"model.{precision}.plan"

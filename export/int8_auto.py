@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import onnx
@@ -35,7 +35,7 @@ from nltool.export.quantize import (
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAME, import_onnxruntime
 from nltool.metrics import road_iou
 
-AUTO = "auto"
+AUTO: Final = "auto"
 KeepFloat = tuple[str, ...] | Literal["auto"]
 """``auto`` (search), or the groups to leave float (``()``: every Conv quantized)."""
 HOLD_OUT_EVERY = 4
