@@ -24,6 +24,7 @@ from nltool.export.int8_auto import (
 )
 from nltool.export.onnx_export import ExportError, export_onnx
 from nltool.export.parity import int8_cases
+from nltool.export.quantize import float_conv_nodes, write_int8
 from nltool.models.probability import ProbabilityModel
 from nltool.synthetic import render_scene, scene_rng
 
@@ -100,13 +101,21 @@ def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_auto_keeps_the_decoder_float_when_its_input_cannot_be_quantized(calib: Path, tmp_path: Path) -> None:
     fp32 = export_onnx(_unsure_linknet("decoder"), tmp_path / "m.onnx")
-    choice, _ = build_int8(fp32, tmp_path / "m.int8.onnx", calib, tmp_path / "work", calib_size=128)
+    choice, calibration = build_int8(fp32, tmp_path / "m.int8.onnx", calib, tmp_path / "work", calib_size=128)
     ious = {c.keep_float: c.iou for c in choice.candidates}
     assert choice.keep_float == ("decoder",), ious
     assert ious[()] < 0.98 and ious[("stem",)] < 0.98 and ious[("decoder",)] >= 0.98
     assert set(ious) == {(), ("stem",), ("decoder",)}  # a LinkNet has no non-local group; no pair was needed
     props = {p.key: p.value for p in onnx.load(tmp_path / "m.int8.onnx").metadata_props}
     assert "kept float: decoder; chosen by --int8-keep-float auto" in props["quantization"]
+    # The TensorRT flavour (--trt --int8) reuses the choice and the calibration.
+    trt = onnx.load(write_int8(calibration, tmp_path / "m.trt.onnx", target="tensorrt",
+                               keep_float=choice.keep_float, note=choice.note()))
+    dequantized = {out for node in trt.graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    convs = {node.name: node for node in trt.graph.node if node.op_type == "Conv"}
+    decoder = set(float_conv_nodes(onnx.load(fp32), ["decoder"]))
+    assert decoder and all(convs[name].input[1] not in dequantized for name in decoder)
+    assert all(node.input[1] in dequantized for name, node in convs.items() if name not in decoder)
 
 
 @pytest.mark.slow
