@@ -1,12 +1,13 @@
 """``nltool export``: checkpoint -> ONNX (+ INT8 QDQ, + TensorRT engines), each with measured parity.
 
 Everything is built in a staging folder inside ``out`` and moved into place only when every step
-succeeded, so an error (bad checkpoint, missing runtime, failed build) leaves no partial
-artifacts. A parity failure keeps the artifacts and ``parity.json`` for inspection, but the
-command fails and says by how much. The exporter always traces the model on the CPU; the
-PyTorch reference is a copy on ``--device`` (:mod:`nltool.export.reference`). TensorRT's timing
-cache lives in nltool's cache folder, so every later export on the same GPU and TensorRT reuses
-it; ``out/timing.cache`` is a copy of it.
+succeeded, so an error (bad checkpoint, missing runtime, failed build, an INT8 model that no
+``--int8-keep-float auto`` choice keeps within tolerance) leaves no partial artifacts. A parity
+failure keeps the artifacts and ``parity.json`` for inspection, but the command fails and says by
+how much. The exporter always traces the model on the CPU; the PyTorch reference is a copy on
+``--device`` (:mod:`nltool.export.reference`). TensorRT's timing cache lives in nltool's cache
+folder, so every later export on the same GPU and TensorRT reuses it; ``out/timing.cache`` is a
+copy of it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import torch
 
 from nltool.cache import cache_dir
 from nltool.devices import tf32_state, visible_cuda
+from nltool.export.int8_auto import AUTO, Int8Choice, KeepFloat
 from nltool.export.onnx_export import DEFAULT_OPSET, ExportError, export_onnx, onnx_metadata
 from nltool.export.parity import (
+    TOLERANCES,
     ParityCase,
     ParityReport,
     int8_cases,
@@ -31,7 +34,7 @@ from nltool.export.parity import (
     scene_case,
     write_parity,
 )
-from nltool.export.quantize import check_keep_float
+from nltool.export.quantize import Calibration, check_keep_float
 from nltool.export.reference import ParitySetup, parity_setup, reference_backend
 from nltool.export.tensorrt_build import EngineProfile, Precision
 from nltool.fileio import file_sha256
@@ -54,7 +57,10 @@ class ExportRequest:
     fp16: bool = False
     int8: bool = False
     calib: Path | None = None
-    int8_keep_float: tuple[str, ...] = ()
+    int8_keep_float: KeepFloat = AUTO
+    """Conv groups INT8 leaves float, or ``auto``: the fewest that keep INT8's mask tolerance."""
+    int8_tolerance: float = TOLERANCES["int8"].min_mask_iou
+    """The mask IoU vs FP32 that ``auto`` must reach (the INT8 parity gate's)."""
     opset: int = DEFAULT_OPSET
     profile: EngineProfile = field(default_factory=EngineProfile)
     workspace_gib: float = 4.0
@@ -103,9 +109,10 @@ def check_request(request: ExportRequest) -> None:
                           "will serve, e.g. a few DeepGlobe *_sat.jpg scenes)")
     if request.fp16 and not request.trt:
         raise ExportError("--fp16 applies to TensorRT engines: add --trt")
-    if request.int8_keep_float and not request.int8:
+    if request.int8_keep_float not in (AUTO, ()) and not request.int8:
         raise ExportError("--int8-keep-float applies to INT8: add --int8 --calib DIR")
-    check_keep_float(request.int8_keep_float)
+    if request.int8_keep_float != AUTO:
+        check_keep_float(request.int8_keep_float)
     if request.trt:
         require_cuda()
         import_tensorrt()
@@ -153,16 +160,22 @@ def _build(request: ExportRequest, model: NLLinkNet, reference: TorchBackend, se
     log("measuring ONNX parity against the checkpoint")
     reports.append(measure_parity(reference, OnnxRuntimeBackend(onnx_path, device="cpu"),
                                   str(request.out / "model.onnx"), "fp32"))
+    int8 = None
     if request.int8:
-        from nltool.export.quantize import quantize_int8
+        from nltool.export.int8_auto import build_int8
 
-        log(f"quantizing to INT8 with calibration images from {request.calib}")
-        int8_path = quantize_int8(onnx_path, staging / "model.int8.onnx", request.calib,  # type: ignore[arg-type]
-                                  keep_float=request.int8_keep_float)
-        reports.append(measure_parity(reference, OnnxRuntimeBackend(int8_path, device="cpu"),
-                                      str(request.out / "model.int8.onnx"), "int8", int8_cases()))
+        keep = request.int8_keep_float
+        log(f"quantizing to INT8 with calibration images from {request.calib} "
+            f"(--int8-keep-float {keep if keep == AUTO else ','.join(keep) or 'none'})")
+        int8 = build_int8(onnx_path, staging / "model.int8.onnx", request.calib,  # type: ignore[arg-type]
+                          staging / "int8-work", keep_float=request.int8_keep_float,
+                          tolerance=request.int8_tolerance, log=log)
+        report = measure_parity(reference, OnnxRuntimeBackend(staging / "model.int8.onnx", device="cpu"),
+                                str(request.out / "model.int8.onnx"), "int8", int8_cases())
+        report.quantization = int8[0].to_dict()
+        reports.append(report)
     if request.trt:
-        reports += _build_engines(request, onnx_path, reference, setup, staging, log)
+        reports += _build_engines(request, onnx_path, reference, setup, staging, log, int8)
     if not request.onnx:
         onnx_path.unlink()
     return reports
@@ -179,7 +192,10 @@ def engine_cases(profile: EngineProfile, precision: str) -> list[ParityCase]:
 
 
 def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBackend, setup: ParitySetup,
-                   staging: Path, log: Callable[[str], None]) -> list[ParityReport]:
+                   staging: Path, log: Callable[[str], None],
+                   int8: tuple[Int8Choice, Calibration] | None) -> list[ParityReport]:
+    """Build and measure each engine; the INT8 one starts from a TensorRT-flavour QDQ ONNX with the
+    CPU INT8 model's float groups and calibration (its own masks are only measured after the build)."""
     from nltool.export.tensorrt_build import build_engine, fp16_onnx, timing_cache_path, write_sidecar
     from nltool.inference.backends.tensorrt_backend import TensorRTBackend
 
@@ -192,10 +208,12 @@ def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBack
     for precision in request.engine_precisions():
         source = onnx_path
         if precision == "int8":
-            from nltool.export.quantize import quantize_int8
+            from nltool.export.quantize import write_int8
 
-            source = quantize_int8(onnx_path, staging / "model.int8.trt.onnx", request.calib,  # type: ignore[arg-type]
-                                   target="tensorrt", keep_float=request.int8_keep_float)
+            assert int8 is not None  # engine_precisions has int8 only with --int8, which builds the CPU model first
+            choice, calibration = int8
+            source = write_int8(calibration, staging / "model.int8.trt.onnx", target="tensorrt",
+                                keep_float=choice.keep_float, note=choice.note())
         elif precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16"):
             source = fp16_onnx(onnx_path, staging / "model.fp16.onnx")
         plan = staging / f"model.{precision}.plan"
@@ -205,6 +223,8 @@ def _build_engines(request: ExportRequest, onnx_path: Path, reference: TorchBack
                                    workspace_gib=request.workspace_gib, timing_cache=timing_cache)
         report = measure_parity(reference, TensorRTBackend(plan, device=str(device)), str(request.out / plan.name),
                                 precision, engine_cases(request.profile, precision))
+        if precision == "int8" and int8 is not None:
+            report.quantization = {**int8[0].to_dict(), "chosen_on": "the CPU INT8 model (onnxruntime)"}
         write_sidecar(plan, {**sidecar, "parity": report.to_dict()})
         reports.append(report)
     shutil.copyfile(timing_cache, staging / "timing.cache")

@@ -66,6 +66,8 @@ class ParityReport:
     precision: str
     tolerance: Tolerance
     cases: list[CaseResult] = field(default_factory=list)
+    quantization: dict[str, Any] | None = None
+    """For INT8: which Conv groups stayed float and how that was chosen."""
 
     @property
     def max_abs(self) -> float:
@@ -97,7 +99,8 @@ class ParityReport:
     def to_dict(self) -> dict[str, Any]:
         return {"artifact": self.artifact, "precision": self.precision, "tolerance": asdict(self.tolerance),
                 "max_abs": self.max_abs, "mean_abs": self.mean_abs, "min_mask_iou": self.min_mask_iou,
-                "passed": self.passed, "cases": [asdict(c) for c in self.cases]}
+                "passed": self.passed, "cases": [asdict(c) for c in self.cases],
+                **({"quantization": self.quantization} if self.quantization is not None else {})}
 
 
 def scene_case(n: int = 2, size: int = 512, seed: int = 0) -> ParityCase:

@@ -17,6 +17,7 @@ per flavour are :func:`quantizer_options`.
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -100,25 +101,65 @@ def check_keep_float(groups: Sequence[str]) -> None:
                           f"{', '.join(KEEP_FLOAT_GROUPS)}")
 
 
-def float_conv_nodes(model: onnx.ModelProto, groups: Sequence[str]) -> list[str]:
-    """Names of the Conv nodes of ``groups`` (keys of :data:`KEEP_FLOAT_GROUPS`) in an nltool ONNX."""
-    check_keep_float(groups)
+def _group_convs(model: onnx.ModelProto, groups: Sequence[str]) -> list[str]:
+    """Names of the Conv nodes that came from the modules of ``groups``."""
     prefixes = tuple(prefix for group in groups for prefix in KEEP_FLOAT_GROUPS[group])
     names = []
     for node in model.graph.node:
         scopes = next((p.value for p in node.metadata_props if p.key == NAME_SCOPES), "")
         if node.op_type == "Conv" and prefixes and any(f"'{prefix}" in scopes for prefix in prefixes):
             names.append(node.name)
+    return names
+
+
+def float_conv_nodes(model: onnx.ModelProto, groups: Sequence[str]) -> list[str]:
+    """Names of the Conv nodes of ``groups`` (keys of :data:`KEEP_FLOAT_GROUPS`) in an nltool ONNX."""
+    check_keep_float(groups)
+    names = _group_convs(model, groups)
     if groups and not names:
         raise ExportError(f"{', '.join(groups)}: no Conv in this ONNX records those modules (it was not "
                           "exported by this nltool); quantize without --int8-keep-float")
     return names
 
 
-def quantize_int8(fp32_onnx: Path, out: Path, calib_dir: Path, *, target: Target = "cpu",
-                  calib_size: int = 512, calib_limit: int = 16, keep_float: Sequence[str] = ()) -> Path:
-    """Write a QDQ INT8 model with the same ``image``/``prob`` I/O as ``fp32_onnx``, atomically;
-    the Convs of the ``keep_float`` groups stay float."""
+def groups_present(model: onnx.ModelProto) -> list[str]:
+    """The groups of :data:`KEEP_FLOAT_GROUPS` that have Convs in ``model`` (a LinkNet has no non-local)."""
+    return [group for group in KEEP_FLOAT_GROUPS if _group_convs(model, [group])]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What every INT8 model made from one FP32 ONNX shares: the pre-processed model, the calibration
+    batches, and onnxruntime's cache of the activation ranges they produce. The ranges are computed
+    once (the slow part: the FP32 model runs on every batch with all Conv inputs as outputs) and
+    reused by every later quantization, whichever Convs it leaves float and for either flavour: the
+    calibrator records every Conv input's range, and nodes to exclude or symmetric types only
+    change how the quantizer uses them (``quantize_static(calibration_cache_path=...)``, added by
+    microsoft/onnxruntime#28221, in 1.30 and 1.32; older versions calibrate again each time)."""
+
+    fp32_onnx: Path
+    prepared: Path
+    batches: list[np.ndarray]
+    ranges: Path
+
+
+def prepare_calibration(fp32_onnx: Path, batches: list[np.ndarray], work: Path) -> Calibration:
+    """Pre-process ``fp32_onnx`` for quantization into the folder ``work`` (which the caller owns)."""
+    import_onnxruntime()
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    work.mkdir(parents=True, exist_ok=True)
+    prepared = work / "prepared.onnx"
+    # Folds Conv+BatchNorm and infers shapes; symbolic shape inference cannot follow the
+    # dynamic non-local reshapes, so it is skipped (as onnxruntime's docs allow).
+    quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
+    return Calibration(fp32_onnx=fp32_onnx, prepared=prepared, batches=batches, ranges=work / "ranges.json")
+
+
+def write_int8(calibration: Calibration, out: Path, *, target: Target = "cpu", keep_float: Sequence[str] = (),
+               note: str = "") -> Path:
+    """Write a QDQ INT8 model with the same ``image``/``prob`` I/O as the FP32 ONNX, atomically; the
+    Convs of the ``keep_float`` groups stay float. ``note`` ends the ``quantization`` metadata value."""
     ort = import_onnxruntime()
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -127,37 +168,43 @@ def quantize_int8(fp32_onnx: Path, out: Path, calib_dir: Path, *, target: Target
         QuantType,
         quantize_static,
     )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    batches = calibration_batches(calib_dir, calib_size, calib_limit)
-    excluded = float_conv_nodes(onnx.load(fp32_onnx), keep_float)
+    fp32 = onnx.load(calibration.fp32_onnx)
+    excluded = float_conv_nodes(fp32, keep_float)
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it: Iterator[np.ndarray] = iter(batches)
+            self._it: Iterator[np.ndarray] = iter(calibration.batches)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self._it, None)
             return None if batch is None else {INPUT_NAME: batch}
 
+    cache = ({"calibration_cache_path": str(calibration.ranges)}
+             if "calibration_cache_path" in inspect.signature(quantize_static).parameters else {})
     settings = quantizer_options(target)
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        # Folds Conv+BatchNorm and infers shapes; symbolic shape inference cannot follow the
-        # dynamic non-local reshapes, so it is skipped (as onnxruntime's docs allow).
-        quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
-        with atomic_path(out) as dest:
-            quantize_static(
-                str(prepared), str(dest), _Reader(), quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=excluded, per_channel=True,
-                activation_type=QuantType[settings.activation_type], weight_type=QuantType[settings.weight_type],
-                calibrate_method=CalibrationMethod.MinMax, extra_options=dict(settings.extra_options),
-            )
-            quantized = onnx.load(dest)
-            for prop in onnx.load(fp32_onnx).metadata_props:
-                quantized.metadata_props.add(key=prop.key, value=prop.value)
-            kept = f", kept float: {', '.join(keep_float)}" if keep_float else ""
-            quantized.metadata_props.add(key="quantization", value=f"int8 QDQ ({target}){kept}")
-            onnx.save_model(quantized, dest)
+    with atomic_path(out) as dest:
+        quantize_static(
+            str(calibration.prepared), str(dest), _Reader(), quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=excluded, per_channel=True,
+            activation_type=QuantType[settings.activation_type], weight_type=QuantType[settings.weight_type],
+            calibrate_method=CalibrationMethod.MinMax, extra_options=dict(settings.extra_options), **cache,
+        )
+        quantized = onnx.load(dest)
+        for prop in fp32.metadata_props:
+            quantized.metadata_props.add(key=prop.key, value=prop.value)
+        kept = f", kept float: {', '.join(keep_float)}" if keep_float else ", every Conv quantized"
+        quantized.metadata_props.add(key="quantization", value=f"int8 QDQ ({target}){kept}{note}")
+        onnx.save_model(quantized, dest)
     ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # fails loudly if unloadable
     return out
+
+
+def quantize_int8(fp32_onnx: Path, out: Path, calib_dir: Path, *, target: Target = "cpu",
+                  calib_size: int = 512, calib_limit: int = 16, keep_float: Sequence[str] = ()) -> Path:
+    """Calibrate on the images of ``calib_dir`` and write one INT8 model (:func:`write_int8`)."""
+    batches = calibration_batches(calib_dir, calib_size, calib_limit)
+    float_conv_nodes(onnx.load(fp32_onnx), keep_float)  # unknown groups fail before any work
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_int8(prepare_calibration(fp32_onnx, batches, Path(tmp)), out, target=target,
+                          keep_float=keep_float)
