@@ -15,6 +15,8 @@ from nltool.errors import NltoolError
 
 EXTRAS: dict[str, str] = {
     "onnxruntime": "cpu",
+    "openvino": "openvino",
+    "nncf": "openvino",
     "tensorrt": "trt",
     "onnxconverter_common": "trt",
     "rasterio": "geo",
