@@ -31,6 +31,8 @@ OPENVINO_SUFFIXES = (".onnx", ".xml")
 """What :class:`OpenVinoBackend` reads: ONNX, and OpenVINO IR (the ``.xml``; its ``.bin`` lies beside it)."""
 INFERENCE_PRECISION: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """``INFERENCE_PRECISION_HINT`` per precision: int8 artifacts keep their float layers in f32."""
+RT_INFO_KEY = "nltool"
+"""The ``rt_info`` section of an nltool OpenVINO IR that holds the ONNX's metadata (arch, normalization ...)."""
 QUANTIZED_OPS = frozenset({"FakeQuantize"})
 """Op types that mark a quantized OpenVINO model (NNCF's IR, or a QDQ ONNX as OpenVINO reads it)."""
 
@@ -96,6 +98,14 @@ def check_precision(precision: str, capabilities: list[str], quantized: bool, pa
                            f"{precision}")
 
 
+def ir_metadata(model: Any) -> dict[str, str]:
+    """The metadata nltool stored in an IR's ``rt_info`` (empty for an ONNX file or a foreign IR)."""
+    if not model.has_rt_info([RT_INFO_KEY]):
+        return {}
+    section = model.get_rt_info()[RT_INFO_KEY]
+    return {str(key): section[key].astype(str) for key in section}
+
+
 class OpenVinoBackend(Backend):
     """One compiled model with a dynamic input shape and one infer request; calls are serialised by a lock."""
 
@@ -128,6 +138,7 @@ class OpenVinoBackend(Backend):
         if len(model.inputs) != 1 or INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
             raise BackendError(f"{self.path} is not an nltool artifact: expected input '{INPUT_NAME}' and output "
                                f"'{OUTPUT_NAME}', found inputs {inputs} and outputs {outputs}")
+        self.metadata = ir_metadata(model)
         self.quantized = is_quantized(op.get_type_name() for op in model.get_ops())
         check_precision(precision, self.capabilities, self.quantized, self.path)
         try:
@@ -150,4 +161,4 @@ class OpenVinoBackend(Backend):
                 "precision": self.precision, "quantized": self.quantized,
                 "inference_precision": self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string(),
                 "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
-                "cpu_capabilities": self.capabilities}
+                "cpu_capabilities": self.capabilities, "metadata": self.metadata}
