@@ -119,6 +119,13 @@ def test_missing_and_unreadable_files_are_backend_errors(tmp_path: Path) -> None
 
 
 @needs_openvino
+def test_a_batch_openvino_cannot_run_is_a_backend_error(onnx_path: Path) -> None:
+    for threads in (1, 2):  # OpenVINO itself raises with 2 threads, returns an empty array with 1
+        with pytest.raises(BackendError, match=r"OpenVINO .* a batch of shape \(1, 4, 64, 64\)"):
+            OpenVinoBackend(onnx_path, threads=threads).run(np.zeros((1, 4, 64, 64), np.float32))
+
+
+@needs_openvino
 def test_foreign_onnx_is_refused(tmp_path: Path) -> None:
     torch.onnx.export(torch.nn.Conv2d(3, 1, 1).eval(), (torch.zeros(1, 3, 8, 8),), str(tmp_path / "other.onnx"),
                       dynamo=True, input_names=["x"], output_names=["y"], verbose=False)

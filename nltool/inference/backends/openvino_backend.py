@@ -98,6 +98,12 @@ def check_precision(precision: str, capabilities: list[str], quantized: bool, pa
                            f"{precision}")
 
 
+def last_line(exc: BaseException) -> str:
+    """The last non-empty line of an OpenVINO error (its first lines are source locations)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def ir_metadata(model: Any) -> dict[str, str]:
     """The metadata nltool stored in an IR's ``rt_info`` (empty for an ONNX file or a foreign IR)."""
     if not model.has_rt_info([RT_INFO_KEY]):
@@ -127,12 +133,13 @@ class OpenVinoBackend(Backend):
         self.threads = threads
         config = compile_config(precision, threads)
         core = ov.Core()
+        self.version = version = ov.__version__.split("-")[0]
         self.capabilities = cpu_capabilities(core)
         try:
             model = core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line messages
-            raise BackendError(f"OpenVINO {ov.__version__} cannot read {self.path}: "
-                               f"{str(exc).strip().splitlines()[0]}") from exc
+            raise BackendError(f"OpenVINO {version} cannot read {self.path}: "
+                               f"{last_line(exc)}") from exc
         inputs = [name for port in model.inputs for name in port.get_names()]
         outputs = [name for port in model.outputs for name in port.get_names()]
         if len(model.inputs) != 1 or INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
@@ -144,17 +151,25 @@ class OpenVinoBackend(Backend):
         try:
             self.compiled = core.compile_model(model, self.device, config)
         except Exception as exc:
-            raise BackendError(f"OpenVINO {ov.__version__} cannot compile {self.path} for the CPU: "
-                               f"{str(exc).strip().splitlines()[0]}") from exc
-        self.version = ov.__version__
+            raise BackendError(f"OpenVINO {version} cannot compile {self.path} for the CPU: "
+                               f"{last_line(exc)}") from exc
         self._request = self.compiled.create_infer_request()
         self._output = self.compiled.output(OUTPUT_NAME)
         self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
-            results = self._request.infer({INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
-            return np.array(results[self._output], dtype=np.float32)  # a copy: the request reuses its buffer
+            try:
+                results = self._request.infer({INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
+            except RuntimeError as exc:  # e.g. the non-local attention of a large batch not fitting in memory
+                raise BackendError(f"OpenVINO failed on a batch of shape {tuple(batch.shape)}: {last_line(exc)}; "
+                                   "if memory ran out, use a smaller --tile or --batch-size") from exc
+            prob = np.array(results[self._output], dtype=np.float32)  # a copy: the request reuses its buffer
+        expected = (batch.shape[0], 1, *batch.shape[2:])
+        if prob.shape != expected:  # measured: with 1 thread, a 4-channel batch gave an empty output, no error
+            raise BackendError(f"OpenVINO returned shape {prob.shape} for a batch of shape {tuple(batch.shape)} "
+                               f"(expected {expected}): the batch must be N×3×H×W RGB")
+        return prob
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "artifact": str(self.path), "device": "cpu", "openvino": self.version,
