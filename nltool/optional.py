@@ -16,7 +16,6 @@ from nltool.errors import NltoolError
 EXTRAS: dict[str, str] = {
     "onnxruntime": "cpu",
     "openvino": "openvino",
-    "nncf": "openvino",
     "tensorrt": "trt",
     "onnxconverter_common": "trt",
     "rasterio": "geo",

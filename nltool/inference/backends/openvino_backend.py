@@ -3,8 +3,10 @@
 Precision is pinned, never left to OpenVINO's default: ``fp32`` sets ``INFERENCE_PRECISION_HINT``
 to f32 (on CPUs with AMX OpenVINO would otherwise run bf16), ``bf16`` sets it to bf16 and is refused
 on CPUs whose ``OPTIMIZATION_CAPABILITIES`` do not list BF16 (AVX512-BF16 or AMX; elsewhere
-OpenVINO would emulate it, slower than f32). ``int8`` runs a quantized IR (FakeQuantize nodes, as
-NNCF writes them); the layers left in float run in f32. The model is compiled once with its
+OpenVINO would emulate it, slower than f32). ``int8`` runs a quantized model (FakeQuantize nodes:
+an NNCF IR, or a QDQ ONNX as OpenVINO reads it); its float layers run in f32. nltool exports no
+OpenVINO INT8 model: on a trained NL34 every INT8 form measured failed the 0.98 mask-IoU parity
+under OpenVINO (docs/performance.md). The model is compiled once with its
 dynamic input shape: every batch size and tile side runs on the same compiled model (measured in
 docs/performance.md: recompiling per shape does not run faster). GPUs and NPUs are out of scope.
 """
@@ -31,8 +33,6 @@ OPENVINO_SUFFIXES = (".onnx", ".xml")
 """What :class:`OpenVinoBackend` reads: ONNX, and OpenVINO IR (the ``.xml``; its ``.bin`` lies beside it)."""
 INFERENCE_PRECISION: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """``INFERENCE_PRECISION_HINT`` per precision: int8 artifacts keep their float layers in f32."""
-RT_INFO_KEY = "nltool"
-"""The ``rt_info`` section of an nltool OpenVINO IR that holds the ONNX's metadata (arch, normalization ...)."""
 QUANTIZED_OPS = frozenset({"FakeQuantize"})
 """Op types that mark a quantized OpenVINO model (NNCF's IR, or a QDQ ONNX as OpenVINO reads it)."""
 
@@ -91,8 +91,8 @@ def check_precision(precision: str, capabilities: list[str], quantized: bool, pa
                            f"OPTIMIZATION_CAPABILITIES list BF16); this CPU has {', '.join(capabilities)}: "
                            "use --precision fp32")
     if precision == "int8" and not quantized:
-        raise BackendError(f"{path} is not quantized (no FakeQuantize nodes): export the OpenVINO INT8 model "
-                           "(model.openvino-int8.xml) and run that, or use --precision fp32")
+        raise BackendError(f"{path} is not quantized (no FakeQuantize nodes): OpenVINO's int8 runs a quantized "
+                           "OpenVINO IR; use --precision fp32 or bf16, or onnxruntime for nltool's model.int8.onnx")
     if precision != "int8" and quantized:
         raise BackendError(f"{path} is an INT8 model: run it with --precision int8, or use model.onnx for "
                            f"{precision}")
@@ -102,14 +102,6 @@ def last_line(exc: BaseException) -> str:
     """The last non-empty line of an OpenVINO error (its first lines are source locations)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__
-
-
-def ir_metadata(model: Any) -> dict[str, str]:
-    """The metadata nltool stored in an IR's ``rt_info`` (empty for an ONNX file or a foreign IR)."""
-    if not model.has_rt_info([RT_INFO_KEY]):
-        return {}
-    section = model.get_rt_info()[RT_INFO_KEY]
-    return {str(key): section[key].astype(str) for key in section}
 
 
 class OpenVinoBackend(Backend):
@@ -145,7 +137,6 @@ class OpenVinoBackend(Backend):
         if len(model.inputs) != 1 or INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
             raise BackendError(f"{self.path} is not an nltool artifact: expected input '{INPUT_NAME}' and output "
                                f"'{OUTPUT_NAME}', found inputs {inputs} and outputs {outputs}")
-        self.metadata = ir_metadata(model)
         self.quantized = is_quantized(op.get_type_name() for op in model.get_ops())
         check_precision(precision, self.capabilities, self.quantized, self.path)
         try:
@@ -176,4 +167,4 @@ class OpenVinoBackend(Backend):
                 "precision": self.precision, "quantized": self.quantized,
                 "inference_precision": self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string(),
                 "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
-                "cpu_capabilities": self.capabilities, "metadata": self.metadata}
+                "cpu_capabilities": self.capabilities}
