@@ -49,11 +49,6 @@ def bf16_supported(capabilities: Iterable[str]) -> bool:
     return any(cap.strip().lower() in {"bf16", "avx512_bf16", "amx_bf16"} for cap in capabilities)
 
 
-def int8_supported(capabilities: Iterable[str]) -> bool:
-    """Whether the CPU device runs INT8 kernels, from OpenVINO's ``OPTIMIZATION_CAPABILITIES``."""
-    return any(cap.strip().upper() == "INT8" for cap in capabilities)
-
-
 def cpu_capabilities(core: Any) -> list[str]:
     """OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of the CPU device of ``core`` (an ``ov.Core``)."""
     return [str(cap) for cap in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
