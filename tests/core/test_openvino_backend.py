@@ -12,6 +12,7 @@ from conftest import sharp_linknet
 from nltool.errors import BackendError
 from nltool.export.onnx_export import export_onnx
 from nltool.export.parity import scene_case, stacked_mask
+from nltool.inference import InferencePipeline, PipelineConfig
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.inference.backends.openvino_backend import (
     OpenVinoBackend,
@@ -56,6 +57,15 @@ def test_fp32_matches_onnxruntime_across_shapes(onnx_path: Path) -> None:
         assert np.abs(got - reference.run(batch)).max() < 1e-4
     described = backend.describe()
     assert described["inference_precision"] == "f32" and described["threads"] == 1
+
+
+@needs_openvino
+def test_pipeline_with_d4_tta_matches_onnxruntime(onnx_path: Path) -> None:
+    rgb = (np.random.default_rng(2).random((150, 230, 3)) * 255).astype(np.uint8)
+    config = PipelineConfig(tile=128, overlap=32, tta="d4")  # full and edge tiles, 8 transforms a batch
+    from_openvino = InferencePipeline(OpenVinoBackend(onnx_path, threads=1), config).predict_proba(rgb)
+    from_ort = InferencePipeline(OnnxRuntimeBackend(onnx_path, device="cpu"), config).predict_proba(rgb)
+    assert np.abs(from_openvino - from_ort).max() < 1e-4
 
 
 @needs_openvino
