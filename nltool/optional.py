@@ -15,6 +15,7 @@ from nltool.errors import NltoolError
 
 EXTRAS: dict[str, str] = {
     "onnxruntime": "cpu",
+    "openvino": "openvino",
     "tensorrt": "trt",
     "onnxconverter_common": "trt",
     "rasterio": "geo",

@@ -59,6 +59,10 @@ def load_backend(
         from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         loaded = OnnxRuntimeBackend(artifact, device=on, tensorrt=ort_tensorrt)
+    elif choice.backend == "openvino":
+        from nltool.inference.backends.openvino_backend import OpenVinoBackend
+
+        loaded = OpenVinoBackend(artifact, device=on, precision=choice.precision)  # type: ignore[arg-type]
     elif choice.backend == "tensorrt":
         from nltool.inference.backends.tensorrt_backend import TensorRTBackend
 
