@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import sharp_linknet
 
 from nltool.errors import BackendError
@@ -17,11 +18,13 @@ from nltool.inference.backends.torch_options import (
     autocast_dtype,
     compile_dynamic,
     compile_options,
+    default_compile,
     inductor_cache_dir,
     point_inductor_cache,
     use_channels_last,
 )
 from nltool.metrics import road_iou
+from nltool.models import build_model
 from nltool.synthetic import render_scene, scene_rng
 
 TORCH_DEFAULT = "/tmp/torchinductor_someone"
@@ -58,6 +61,11 @@ def test_channels_last_on_the_cpu_always_and_on_cuda_for_half_precisions() -> No
     assert not use_channels_last("cuda", "fp32")
 
 
+def test_only_bf16_on_the_cpu_compiles_unless_asked() -> None:
+    assert default_compile("bf16", "cpu")
+    assert not default_compile("fp32", "cpu") and not default_compile("bf16", "cuda")
+
+
 def test_compile_freezes_weights_on_the_cpu_only_and_lets_shapes_go_dynamic_on_demand() -> None:
     assert compile_options("cpu") == {"freezing": True}
     assert compile_options("cuda") == {"freezing": False}
@@ -83,12 +91,12 @@ def test_bf16_autocast_stays_close_to_fp32() -> None:
     counts. The 0.99 mask-IoU gate itself is measured on a trained NL34 (benchmarks/torch_compile.py)."""
     x = scenes(2, 128)
     fp32 = TorchBackend(sharp_linknet(), device="cpu").run(x)
-    bf16_backend = TorchBackend(sharp_linknet(), device="cpu", precision="bf16")
+    bf16_backend = TorchBackend(sharp_linknet(), device="cpu", precision="bf16", compile=False)
     bf16 = bf16_backend.run(x)
     assert bf16.dtype == np.float32 and bf16.shape == fp32.shape == (2, 1, 128, 128)
     assert np.abs(bf16 - fp32).mean() < 0.005 and np.abs(bf16 - fp32).max() < 0.05
     assert pooled_iou(bf16, fp32, threshold=float(np.median(fp32))) >= 0.97
-    assert bf16_backend.describe()["precision"] == "bf16"
+    assert bf16_backend.describe()["precision"] == "bf16" and not bf16_backend.describe()["compiled"]
 
 
 def test_channels_last_gives_the_same_probabilities() -> None:
@@ -108,13 +116,18 @@ def test_fp16_on_the_cpu_is_refused_by_the_backend() -> None:
 def test_compiled_backend_matches_eager_and_caches_its_kernels_in_nltools_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """One compile (a minute on 2 cores): the tiny LinkNet at 64², batch 2."""
+    """One compile (a minute on 2 cores): the tiny LinkNet at 64², batch 2. A second model with other
+    weights reuses the compiled graph and still gives its own probabilities (the weights are frozen
+    into the graph, yet not into what is cached)."""
     monkeypatch.setenv("NLTOOL_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv(INDUCTOR_CACHE_ENV, raising=False)
     x = scenes(2, 64)
     compiled = TorchBackend(sharp_linknet(), device="cpu", compile=True)
-    out = compiled.run(x)
-    np.testing.assert_allclose(out, TorchBackend(sharp_linknet(), device="cpu").run(x), atol=1e-4)
+    np.testing.assert_allclose(compiled.run(x), TorchBackend(sharp_linknet(), device="cpu").run(x), atol=1e-4)
     assert compiled.describe()["compiled"]
     cached = [p for p in (tmp_path / "torch-inductor").rglob("*") if p.is_file()]
     assert any("fxgraph" in p.parts for p in cached), cached[:10]
+    torch.manual_seed(1)
+    other = build_model("linknet").eval()
+    np.testing.assert_allclose(TorchBackend(other, device="cpu", compile=True).run(x),
+                               TorchBackend(other, device="cpu").run(x), atol=1e-4)
