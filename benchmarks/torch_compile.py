@@ -68,44 +68,39 @@ def tile_batch(size: int, batch: int) -> np.ndarray:
     return np.concatenate([t.apply(tile) for t in TRANSFORMS["d4"][:batch]]) if batch > 1 else tile
 
 
-def seconds_per_tile(backend: TorchBackend, batch: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:
-    """Median seconds per tile of ``repeats`` calls after one warm-up call (which compiles), and the output."""
-    out = backend.run(batch)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        backend.run(batch)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times)) / batch.shape[0], out
-
-
-def speed(args: argparse.Namespace) -> None:
-    """Seconds per tile, ratio and mask IoU vs eager fp32 for each variant and batch size."""
-    wanted = [v for v in VARIANTS if not args.only or any(o in v.label for o in args.only)]
-    print(machine_line())
-    model = args.checkpoint or f"{ARCH} (seeded, confident head)"
-    print(f"# {model}, tile {args.size}², median of {args.repeats} after a warm-up call")
-    print(f"{'variant':<22}{'batch':>6}{'s/tile':>9}{'× eager fp32':>14}{'mask IoU':>10}")
-    for batch in args.batch:
-        x = tile_batch(args.size, batch)
-        reference = None
-        for variant in [Variant("fp32", False, False), *[v for v in wanted if v != Variant("fp32", False, False)]]:
-            torch._dynamo.reset()  # each compiled variant starts from the disk cache, not the last one's graphs
-            backend = TorchBackend(bench_model(args.checkpoint), device="cpu", precision=variant.precision,  # type: ignore[arg-type]
-                                   compile=variant.compile, channels_last=variant.channels_last)
-            seconds, out = seconds_per_tile(backend, x, args.repeats)
-            mask = (out > 0.5).reshape(-1, out.shape[-1])  # the batch's masks stacked: one pooled IoU
-            reference = reference or (seconds, mask)
-            iou = road_iou(mask, reference[1])
-            ratio = reference[0] / seconds
-            print(f"{variant.label:<22}{batch:>6}{seconds:>9.3f}{ratio:>14.2f}{iou:>10.4f}", flush=True)
-
-
 def timed_run(backend: TorchBackend, x: np.ndarray) -> float:
     """Seconds of one ``backend.run``."""
     started = time.perf_counter()
     backend.run(x)
     return time.perf_counter() - started
+
+
+def speed(args: argparse.Namespace) -> None:
+    """Seconds per tile, ratio and mask IoU vs eager fp32 for each variant and batch size. All
+    variants are built and warmed (compiled) first, then timed round-robin, so a change in the
+    shared machine's load hits every variant alike."""
+    wanted = [v for v in VARIANTS if not args.only or any(o in v.label for o in args.only)]
+    variants = [Variant("fp32", False, False), *[v for v in wanted if v != Variant("fp32", False, False)]]
+    model = args.checkpoint or f"{ARCH} (seeded, confident head)"
+    print(machine_line())
+    print(f"# {model}, tile {args.size}², median of {args.repeats} round-robin rounds after a warm-up call")
+    print(f"{'variant':<22}{'batch':>6}{'s/tile':>9}{'× eager fp32':>14}{'mask IoU':>10}")
+    for batch in args.batch:
+        x = tile_batch(args.size, batch)
+        backends, masks = [], []
+        for variant in variants:
+            backend = TorchBackend(bench_model(args.checkpoint), device="cpu", precision=variant.precision,  # type: ignore[arg-type]
+                                   compile=variant.compile, channels_last=variant.channels_last)
+            out = backend.run(x)
+            backends.append(backend)
+            masks.append((out > 0.5).reshape(-1, out.shape[-1]))  # the batch's masks stacked: one pooled IoU
+        times: list[list[float]] = [[] for _ in variants]
+        for _ in range(args.repeats):
+            for backend, column in zip(backends, times, strict=True):
+                column.append(timed_run(backend, x) / batch)
+        seconds = [float(np.median(column)) for column in times]
+        for variant, s, mask in zip(variants, seconds, masks, strict=True):
+            print(f"{variant.label:<22}{batch:>6}{s:>9.3f}{seconds[0] / s:>14.2f}{road_iou(mask, masks[0]):>10.4f}")
 
 
 def first_call(args: argparse.Namespace) -> None:
@@ -146,7 +141,7 @@ def main() -> None:
     parser.add_argument("mode", choices=("speed", "compile-time", "first-call"))
     parser.add_argument("--size", type=int, default=1024, help="tile side in pixels (multiple of 32)")
     parser.add_argument("--batch", type=int, action="append", help="tiles per call (repeatable; default 1)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed calls per variant (median reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
     parser.add_argument("--only", action="append", help="run only variants whose label contains this")
     parser.add_argument("--precision", action="append", help="compile-time: precisions (default fp32, bf16)")
     parser.add_argument("--dynamic", choices=("auto", "static"), default="auto",
