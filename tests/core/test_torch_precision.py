@@ -18,7 +18,6 @@ from nltool.inference.backends.torch_options import (
     autocast_dtype,
     compile_dynamic,
     compile_options,
-    default_compile,
     inductor_cache_dir,
     point_inductor_cache,
     use_channels_last,
@@ -61,11 +60,6 @@ def test_channels_last_on_the_cpu_always_and_on_cuda_for_half_precisions() -> No
     assert not use_channels_last("cuda", "fp32")
 
 
-def test_only_bf16_on_the_cpu_compiles_unless_asked() -> None:
-    assert default_compile("bf16", "cpu")
-    assert not default_compile("fp32", "cpu") and not default_compile("bf16", "cuda")
-
-
 def test_compile_does_not_freeze_weights_and_lets_shapes_go_dynamic_on_demand() -> None:
     assert compile_options("cpu") == compile_options("cuda") == {"freezing": False}
     assert compile_dynamic() is None
@@ -90,7 +84,7 @@ def test_bf16_autocast_stays_close_to_fp32() -> None:
     counts. The 0.99 mask-IoU gate itself is measured on a trained NL34 (benchmarks/torch_compile.py)."""
     x = scenes(2, 128)
     fp32 = TorchBackend(sharp_linknet(), device="cpu").run(x)
-    bf16_backend = TorchBackend(sharp_linknet(), device="cpu", precision="bf16", compile=False)
+    bf16_backend = TorchBackend(sharp_linknet(), device="cpu", precision="bf16")
     bf16 = bf16_backend.run(x)
     assert bf16.dtype == np.float32 and bf16.shape == fp32.shape == (2, 1, 128, 128)
     assert np.abs(bf16 - fp32).mean() < 0.005 and np.abs(bf16 - fp32).max() < 0.05
