@@ -89,4 +89,4 @@ def compile_model(net: torch.nn.Module, device_type: str, dynamic: bool | None =
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     return torch.compile(net, backend="inductor",  # type: ignore[return-value]
                          dynamic=compile_dynamic() if dynamic is None else dynamic,
-                         options=compile_options(device_type))
+                         options=dict(compile_options(device_type)))
