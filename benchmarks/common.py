@@ -30,3 +30,21 @@ def model_from(checkpoint: Path | None, arch: str) -> NLLinkNet:
         return load_checkpoint(checkpoint).model
     torch.manual_seed(0)
     return build_model(arch).eval()
+
+
+def confident_head(model: NLLinkNet, rgb: np.ndarray, spread: float = 8.0) -> NLLinkNet:
+    """Rescale a random model's last conv so that on the H×W×3 uint8 ``rgb`` its logits have median 0
+    and standard deviation ``spread``: half road, half background, and probabilities far from 0.5 as
+    a trained model's are (a random head gives near-0.5 or one-class masks, where any rounding flips
+    them). Precision parity measured on such a model means something."""
+    from nltool.models.probability import ProbabilityModel
+
+    head = model.decoder.head.conv3
+    net = ProbabilityModel(model).eval()
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        logits = model(x * net.scale + net.shift)
+        gain = spread / float(logits.std())
+        head.weight.mul_(gain)
+        head.bias.sub_(float(logits.median())).mul_(gain)
+    return model

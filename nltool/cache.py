@@ -1,6 +1,7 @@
-"""Where nltool keeps what outlives one command: TensorRT's timing cache, onnxruntime's TensorRT engines.
+"""Where nltool keeps what outlives one command: TensorRT's timing cache, onnxruntime's TensorRT
+engines, torch.compile's kernels (``torch-inductor``).
 
-Both are slow to build and tied to the GPU and library versions, so they live in one per-user
+All are slow to build and tied to the GPU and library versions, so they live in one per-user
 folder (not in an export's staging folder or a TorchServe worker's temporary model folder) and
 every later export or worker reuses them.
 """

@@ -65,7 +65,8 @@ class NLLinkNetHandler(BaseHandler):
             workers = max(1, int(config.get("minWorkers", 1)))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
         self.backend = load_backend(artifact, device=device, backend=self.settings.backend,
-                                    precision=self.settings.precision, arch=self.settings.arch,
+                                    precision=self.settings.precision, compile=self.settings.compile,
+                                    arch=self.settings.arch,
                                     pairwise=self.settings.pairwise,  # type: ignore[arg-type]
                                     ort_tensorrt=self.settings.ort_tensorrt())
         described = self.backend.describe()

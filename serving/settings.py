@@ -67,6 +67,8 @@ class ServingSettings:
     """``--backend``: what runs the model in each worker (auto: the fastest installed there)."""
     precision: str = "auto"
     """``--precision``: auto is the model file's own."""
+    compile: bool = False
+    """``--compile``: checkpoints run through ``torch.compile`` (kernels cached per worker host)."""
     onnx_tensorrt: bool = False
     """ONNX artifacts on GPU workers run on onnxruntime's TensorRT provider (else CUDA, then CPU)."""
     tensorrt_cache: str | None = None
@@ -102,6 +104,7 @@ class ServingSettings:
         """One flat mapping: the pipeline's settings beside the serving ones."""
         return {**self.pipeline.to_dict(), "format": self.format, "allowed_tta": list(self.allowed_tta),
                 "arch": self.arch, "pairwise": self.pairwise, "backend": self.backend, "precision": self.precision,
+                "compile": self.compile,
                 "onnx_tensorrt": self.onnx_tensorrt,
                 "tensorrt_cache": self.tensorrt_cache}
 

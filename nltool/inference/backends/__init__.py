@@ -35,6 +35,7 @@ def load_backend(
     device: str = "auto",
     backend: str = "auto",
     precision: str = "auto",
+    compile: bool = False,
     arch: str | None = None,
     pairwise: Pairwise | None = None,
     ort_tensorrt: TensorRTProviderSettings | None = None,
@@ -43,18 +44,20 @@ def load_backend(
 
     ``device`` is ``auto``, ``cpu``, ``cuda`` (the current GPU) or ``cuda:N``. ``arch``/``pairwise``
     matter only for raw state dicts (the authors' ``.th``); ``ort_tensorrt`` opts ONNX artifacts
-    into onnxruntime's TensorRT provider on GPUs. Each backend is imported only when needed, so a
+    into onnxruntime's TensorRT provider on GPUs; ``compile`` runs a checkpoint through
+    ``torch.compile`` (the torch backend only). Each backend is imported only when needed, so a
     CPU install never touches TensorRT and an ONNX model never imports torch.
     """
     choice = select_backend(artifact, device=device, backend=backend, precision=precision)
+    if compile and choice.backend != "torch":
+        raise BackendError(f"--compile applies to the torch backend (checkpoints), not {choice.backend}")
     on = device if device != "auto" or choice.device == "cuda" else "cpu"
     loaded: Backend
     if choice.backend == "torch":
         from nltool.inference.backends.torch_backend import TorchBackend
 
-        if choice.precision != "fp32":
-            raise BackendError(f"the torch backend runs fp32 only in this build, not {choice.precision}")
-        loaded = TorchBackend.from_checkpoint(artifact, arch=arch, pairwise=pairwise, device=on)
+        loaded = TorchBackend.from_checkpoint(artifact, arch=arch, pairwise=pairwise, device=on,
+                                              precision=choice.precision, compile=compile)  # type: ignore[arg-type]
     elif choice.backend == "onnxruntime":
         from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 
