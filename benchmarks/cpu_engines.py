@@ -85,8 +85,8 @@ def export(checkpoint: Path, calib: Path, folder: Path) -> dict[str, Path]:
     """model.onnx and model.int8.onnx of ``checkpoint`` (reused when already there)."""
     files = {"checkpoint": checkpoint, "onnx": folder / "model.onnx", "int8": folder / "model.int8.onnx"}
     if not files["int8"].exists():
-        seconds, _ = timed(nltool("export", str(checkpoint), "--out", str(folder), "--int8", "--calib", str(calib),
-                                    "--force"))
+        seconds, _ = timed(nltool("export", "--checkpoint", str(checkpoint), "--out", str(folder), "--int8",
+                                  "--calib", str(calib), "--force"))
         print(f"# export (onnx + int8): {seconds:.0f} s")
     return files
 
