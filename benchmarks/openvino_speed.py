@@ -35,6 +35,7 @@ from nltool.inference.backends.base import Backend
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.inference.backends.openvino_backend import OpenVinoBackend, cpu_capabilities, import_openvino
 from nltool.metrics import road_iou
+from nltool.optional import require
 
 
 def seconds_per_call(backend: Backend, batch: np.ndarray, repeats: int) -> float:
@@ -50,8 +51,7 @@ def seconds_per_call(backend: Backend, batch: np.ndarray, repeats: int) -> float
 
 def nncf_int8(fp32: Path, out: Path, calib: Path) -> Path:
     """NNCF's post-training INT8 of ``fp32`` on the calibration images, as an IR with float32 weights."""
-    import nncf
-
+    nncf = require("nncf", "OpenVINO's INT8 in this benchmark")
     ov = import_openvino()
     batches = calibration_batches(calib, 256)
     quantized = nncf.quantize(ov.Core().read_model(str(fp32)), nncf.Dataset(batches), subset_size=len(batches))
