@@ -1,9 +1,10 @@
 """Every CPU engine on the same weights, timed as a user runs it: whole process and in-process.
 
-    python -m benchmarks.cpu_engines --checkpoint CKPT --calib DIR [--sizes 1024 2048] [--work DIR]
+    python -m benchmarks.cpu_engines --checkpoint CKPT --calib DIR --scenes DIR [--sizes 1024 2048] [--work DIR]
 
-Exports the checkpoint once (FP32 ONNX, and INT8 calibrated on ``--calib``), renders one synthetic
-road scene per size, then runs ``nltool predict`` for each engine (torch eager and compiled, fp32
+Exports the checkpoint once (FP32 ONNX, and INT8 calibrated on ``--calib``), builds one image per
+size as a mosaic of the held-out scenes in ``--scenes`` (the model's own kind of imagery, so the
+masks compared have roads in them), then runs ``nltool predict`` for each engine (torch eager and compiled, fp32
 and bf16; onnxruntime FP32 and INT8; OpenVINO FP32 and bf16 where installed), with and without
 D4, in a fresh process each, and the authors' D4 inference (``benchmarks.authors_d4``) at the
 smallest size. Compiled engines run once untimed first (the compile cache makes later processes
@@ -26,7 +27,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import scene
 from nltool.metrics import road_iou
 from nltool.optional import available
 
@@ -107,6 +107,22 @@ def predict(engine: Engine, model: Path, image: Path, tta: str, out: Path) -> Ru
     return Run(whole, float(match.group(1)), out / f"{image.stem}_mask.png")
 
 
+def mosaic(scenes: Path, size: int) -> np.ndarray:
+    """A size×size RGB image tiled from the ``*_sat.*`` images of ``scenes`` in name order (cycled)."""
+    paths = sorted(p for p in scenes.iterdir() if "_sat" in p.stem)
+    if not paths:
+        sys.exit(f"no *_sat images in {scenes}")
+    first = np.asarray(Image.open(paths[0]).convert("RGB"))
+    side = first.shape[0]
+    count = -(-size // side)
+    rows = []
+    for r in range(count):
+        row = [np.asarray(Image.open(paths[(r * count + c) % len(paths)]).convert("RGB"))[:side, :side]
+               for c in range(count)]
+        rows.append(np.concatenate(row, axis=1))
+    return np.concatenate(rows, axis=0)[:size, :size]
+
+
 def mask_of(path: Path) -> np.ndarray:
     """A mask PNG as booleans."""
     return np.asarray(Image.open(path)) > 127
@@ -127,6 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="a trained nltool checkpoint")
     parser.add_argument("--calib", type=Path, required=True, help="calibration images for the INT8 export")
+    parser.add_argument("--scenes", type=Path, required=True, help="held-out scenes (*_sat images) to tile")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--tta", nargs="+", default=["none", "d4"])
     parser.add_argument("--work", type=Path, default=None, help="keep exports and outputs here (default: temporary)")
@@ -137,7 +154,7 @@ def main() -> None:
     images = {}
     for size in args.sizes:
         images[size] = work / f"scene{size}.png"
-        Image.fromarray(scene(size, seed=7)).save(images[size])
+        Image.fromarray(mosaic(args.scenes, size)).save(images[size])
     engines = [e for e in ENGINES if usable(e) is None]
     for skipped in (e for e in ENGINES if usable(e) is not None):
         print(f"# skipped {skipped.label}: {usable(skipped)}")
