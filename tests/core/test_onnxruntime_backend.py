@@ -36,7 +36,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.mark.parametrize("shape", [(1, 3, 256, 256), (1, 3, 320, 512), (2, 3, 64, 96)])
 def test_onnxruntime_matches_pytorch(artifacts: tuple[Path, Path], shape: tuple[int, ...]) -> None:
     checkpoint, onnx_path = artifacts
-    ort_backend, torch_backend = load_backend(onnx_path), load_backend(checkpoint, device="cpu")
+    ort_backend, torch_backend = load_backend(onnx_path, backend="onnxruntime"), load_backend(checkpoint, device="cpu")
     assert ort_backend.name == "onnxruntime" and isinstance(torch_backend, TorchBackend)
     batch = np.random.default_rng(1).random(shape, dtype=np.float32) * 255
     got, expected = ort_backend.run(batch), torch_backend.run(batch)
@@ -49,14 +49,14 @@ def test_pipeline_masks_agree_across_backends(artifacts: tuple[Path, Path]) -> N
     rgb = (np.random.default_rng(2).random((150, 230, 3)) * 255).astype(np.uint8)
     config = PipelineConfig(tile=128, overlap=32, tta="flip")
     from_torch = InferencePipeline(load_backend(checkpoint, device="cpu"), config).predict_proba(rgb)
-    from_ort = InferencePipeline(load_backend(onnx_path), config).predict_proba(rgb)
+    from_ort = InferencePipeline(load_backend(onnx_path, backend="onnxruntime"), config).predict_proba(rgb)
     assert np.abs(from_torch - from_ort).max() < 1e-4
 
 
 def test_artifact_carries_metadata(artifacts: tuple[Path, Path]) -> None:
     props = {p.key: p.value for p in onnx.load(artifacts[1]).metadata_props}
     assert props["arch"] == "nl34-linknet" and props["normalization_std"] == "0.3125,0.3125,0.3125"
-    assert load_backend(artifacts[1]).describe()["metadata"]["nltool_version"]
+    assert load_backend(artifacts[1], backend="onnxruntime").describe()["metadata"]["nltool_version"]
 
 
 def test_unreadable_onnx_is_a_backend_error(tmp_path: Path) -> None:

@@ -148,12 +148,13 @@ class OpenVinoBackend(Backend):
             try:
                 results = self._request.infer({INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
             except RuntimeError as exc:  # e.g. the non-local attention of a large batch not fitting in memory
-                raise BackendError(f"OpenVINO failed on a batch of shape {tuple(batch.shape)}: {last_line(exc)}; "
+                # not an NltoolError: a model failing to run is the server's fault (TorchServe answers 500)
+                raise RuntimeError(f"OpenVINO failed on a batch of shape {tuple(batch.shape)}: {last_line(exc)}; "
                                    "if memory ran out, use a smaller --tile or --batch-size") from exc
             prob = np.array(results[self._output], dtype=np.float32)  # a copy: the request reuses its buffer
         expected = (batch.shape[0], 1, *batch.shape[2:])
         if prob.shape != expected:  # measured: with 1 thread, a 4-channel batch gave an empty output, no error
-            raise BackendError(f"OpenVINO returned shape {prob.shape} for a batch of shape {tuple(batch.shape)} "
+            raise ValueError(f"OpenVINO returned shape {prob.shape} for a batch of shape {tuple(batch.shape)} "
                                f"(expected {expected}): the batch must be N×3×H×W RGB")
         return prob
 
