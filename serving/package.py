@@ -108,10 +108,9 @@ def check_artifact(artifact: Path, settings: ServingSettings) -> None:
         raise PackageError(f"model artifact not found: {artifact}")
     if artifact.suffix.lower() not in CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + ENGINE_SUFFIXES:
         raise PackageError(f"{artifact} is not a checkpoint, ONNX file or TensorRT engine")
-    if settings.compile and artifact.suffix.lower() not in CHECKPOINT_SUFFIXES:
-        raise PackageError(f"--compile applies to checkpoints (the torch backend), not {artifact.name}")
     try:
-        runnable_somewhere(describe_artifact(artifact), settings.backend, settings.precision)
+        runnable_somewhere(describe_artifact(artifact), settings.backend, settings.precision,
+                           compile=settings.compile)
     except BackendError as exc:
         raise PackageError(str(exc)) from exc
 

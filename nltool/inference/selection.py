@@ -29,6 +29,8 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 ArtifactKind = Literal["checkpoint", "onnx", "openvino", "engine"]
 DeviceType = Literal["cpu", "cuda"]
 DEVICE_TYPES: tuple[DeviceType, ...] = ("cpu", "cuda")
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+"""CPU flags (``/proc/cpuinfo``) of native bf16: AVX512-BF16 or AMX."""
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th")
 ONNX_SUFFIXES = (".onnx",)
@@ -140,13 +142,14 @@ def check_names(backend: str, precision: str) -> None:
         raise BackendError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
-def runnable_somewhere(artifact: Artifact, backend: str, precision: str) -> None:
+def runnable_somewhere(artifact: Artifact, backend: str, precision: str, *, compile: bool = False) -> None:
     """Whether some machine could run ``artifact`` with these options (a CPU or a CUDA host, every
     backend installed): what ``nltool package`` checks before it writes an archive for other machines."""
     problems = []
     for device in DEVICE_TYPES:
         try:
-            choose_backend(artifact, backend, precision, device=device, installed=frozenset(BACKENDS), bf16_cpu=True)
+            choose_backend(artifact, backend, precision, device=device, installed=frozenset(BACKENDS), bf16_cpu=True,
+                           compile=compile)
             return
         except BackendError as exc:
             problems.append(str(exc))
@@ -154,13 +157,16 @@ def runnable_somewhere(artifact: Artifact, backend: str, precision: str) -> None
 
 
 def choose_backend(artifact: Artifact, backend: str = "auto", precision: str = "auto", *, device: DeviceType,
-                   installed: frozenset[str], bf16_cpu: bool) -> BackendChoice:
+                   installed: frozenset[str], bf16_cpu: bool, compile: bool = False) -> BackendChoice:
     """The backend and precision for ``artifact`` given the options, the device type, the backends
-    ``installed`` and whether the CPU computes bf16 natively (AVX512-BF16 or AMX).
+    ``installed`` and whether the CPU computes bf16 natively (AVX512-BF16 or AMX). ``compile``
+    (``torch.compile``) needs a checkpoint, which only the torch backend runs.
 
     Errors say what to do instead: another backend or precision, an extra to install, an export step.
     """
     check_names(backend, precision)
+    if compile and artifact.kind != "checkpoint":
+        raise BackendError(f"--compile applies to checkpoints (the torch backend), not {artifact.path.name}")
     wanted = artifact.precision if precision == "auto" else precision
     able = [c for c in CAPABILITIES if c.kind == artifact.kind and c.source == artifact.precision
             and c.precision == wanted and c.device == device]
@@ -252,4 +258,4 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
         except OSError:
             return False
     flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return not NATIVE_BF16_FLAGS.isdisjoint(flags)

@@ -119,3 +119,11 @@ def test_artifact_names_and_missing_files(tmp_path: Path) -> None:
             kind, precision)
     with pytest.raises(BackendError, match="model artifact not found"):
         describe_artifact(tmp_path / "missing.onnx")
+
+
+def test_compile_needs_a_checkpoint() -> None:
+    """One rule for predict, evaluate and package: torch.compile runs checkpoints only."""
+    compiled = choose_backend(CHECKPOINT, device="cpu", installed=EVERYTHING, bf16_cpu=True, compile=True)
+    assert compiled.backend == "torch"
+    with pytest.raises(BackendError, match="--compile applies to checkpoints .*not model.onnx"):
+        choose_backend(FP32_ONNX, device="cpu", installed=EVERYTHING, bf16_cpu=True, compile=True)

@@ -22,11 +22,11 @@ if TYPE_CHECKING:
 
 
 def select_backend(artifact: str | os.PathLike[str], *, device: str = "auto", backend: str = "auto",
-                   precision: str = "auto") -> BackendChoice:
+                   precision: str = "auto", compile: bool = False) -> BackendChoice:
     """The backend and precision that run ``artifact`` (see :mod:`nltool.inference.selection`)."""
     described = describe_artifact(artifact)
     return choose_backend(described, backend, precision, device=device_type(device, described.kind),
-                          installed=installed_backends(), bf16_cpu=cpu_has_native_bf16())
+                          installed=installed_backends(), bf16_cpu=cpu_has_native_bf16(), compile=compile)
 
 
 def load_backend(
@@ -48,9 +48,7 @@ def load_backend(
     ``torch.compile`` (the torch backend only). Each backend is imported only when needed, so a
     CPU install never touches TensorRT and an ONNX model never imports torch.
     """
-    choice = select_backend(artifact, device=device, backend=backend, precision=precision)
-    if compile and choice.backend != "torch":
-        raise BackendError(f"--compile applies to the torch backend (checkpoints), not {choice.backend}")
+    choice = select_backend(artifact, device=device, backend=backend, precision=precision, compile=compile)
     on = device if device != "auto" or choice.device == "cuda" else "cpu"
     loaded: Backend
     if choice.backend == "torch":

@@ -25,11 +25,12 @@ import numpy as np
 from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAME
+from nltool.inference.selection import NATIVE_BF16_FLAGS, ONNX_SUFFIXES, OPENVINO_SUFFIXES
 from nltool.optional import require
 
 Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-OPENVINO_SUFFIXES = (".onnx", ".xml")
+READABLE_SUFFIXES = ONNX_SUFFIXES + OPENVINO_SUFFIXES
 """What :class:`OpenVinoBackend` reads: ONNX, and OpenVINO IR (the ``.xml``; its ``.bin`` lies beside it)."""
 INFERENCE_PRECISION: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """``INFERENCE_PRECISION_HINT`` per precision: int8 artifacts keep their float layers in f32."""
@@ -46,7 +47,7 @@ def bf16_supported(capabilities: Iterable[str]) -> bool:
     """Whether a CPU runs bf16 natively, from OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of the CPU
     device (``["FP32", "BF16", "INT8", ...]``) or the CPU flags of ``/proc/cpuinfo``
     (``avx512_bf16``, ``amx_bf16``)."""
-    return any(cap.strip().lower() in {"bf16", "avx512_bf16", "amx_bf16"} for cap in capabilities)
+    return any(cap.strip().lower() in NATIVE_BF16_FLAGS | {"bf16"} for cap in capabilities)
 
 
 def cpu_capabilities(core: Any) -> list[str]:
@@ -109,7 +110,7 @@ class OpenVinoBackend(Backend):
         ov = import_openvino()
         self.path = Path(path)
         self.device = openvino_device(device)
-        if self.path.suffix.lower() not in OPENVINO_SUFFIXES:
+        if self.path.suffix.lower() not in READABLE_SUFFIXES:
             raise BackendError(f"OpenVINO reads .onnx or OpenVINO IR (.xml + .bin), not {self.path.name}")
         if not self.path.is_file():
             raise BackendError(f"model file not found: {self.path}")
@@ -155,7 +156,7 @@ class OpenVinoBackend(Backend):
         expected = (batch.shape[0], 1, *batch.shape[2:])
         if prob.shape != expected:  # measured: with 1 thread, a 4-channel batch gave an empty output, no error
             raise ValueError(f"OpenVINO returned shape {prob.shape} for a batch of shape {tuple(batch.shape)} "
-                               f"(expected {expected}): the batch must be N×3×H×W RGB")
+                             f"(expected {expected}): the batch must be N×3×H×W RGB")
         return prob
 
     def describe(self) -> dict[str, Any]:

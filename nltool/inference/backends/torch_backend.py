@@ -45,7 +45,8 @@ class TorchBackend(Backend):
         dtype = autocast_dtype(precision, self.device.type)
         self.autocast_dtype = None if dtype is None else getattr(torch, dtype)
         self.channels_last = use_channels_last(self.device.type, precision) if channels_last is None else channels_last
-        net = ProbabilityModel(model).to(self.device.to_torch()).eval()
+        self._torch_device = self.device.to_torch()
+        net = ProbabilityModel(model).to(self._torch_device).eval()
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.compiled = compile
@@ -64,7 +65,7 @@ class TorchBackend(Backend):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode(), self._autocast():
-            image = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device.to_torch())
+            image = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self._torch_device)
             if self.channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
             return self.net(image).float().cpu().numpy()
