@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import platform
+import statistics
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from nltool.inference.backends.base import Backend
 from nltool.models import NLLinkNet, build_model, load_checkpoint
 from nltool.synthetic import render_scene, scene_rng
 
@@ -16,6 +19,17 @@ def machine_line() -> str:
     """One line naming the machine and software, printed above every table."""
     return (f"# {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
             f"python {platform.python_version()}")
+
+
+def median_run_seconds(backend: Backend, batch: np.ndarray, repeats: int) -> float:
+    """Median seconds of one ``backend.run`` on ``batch``, after one untimed warm-up call."""
+    backend.run(batch)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        backend.run(batch)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def scene(size: int, seed: int = 0, index: int = 0) -> np.ndarray:

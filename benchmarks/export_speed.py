@@ -13,15 +13,13 @@ benchmarks/train_synthetic.py makes it; goal >= 0.98 with the checkpoint trained
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import machine_line, model_from, scene
+from benchmarks.common import machine_line, median_run_seconds, model_from, scene
 from nltool.export.onnx_export import export_onnx
 from nltool.export.parity import stacked_mask
 from nltool.export.quantize import quantize_int8
@@ -29,17 +27,6 @@ from nltool.inference.backends.base import Backend
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.metrics import road_iou
-
-
-def seconds_per_image(backend: Backend, batch: np.ndarray, repeats: int) -> float:
-    """Median seconds of one single-image forward pass (after a warm-up)."""
-    backend.run(batch)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        backend.run(batch)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -61,7 +48,7 @@ def main() -> None:
                                         "onnxruntime fp32": OnnxRuntimeBackend(fp32_path),
                                         "onnxruntime int8": OnnxRuntimeBackend(int8_path)}
         batch = scene(args.size, seed=1).transpose(2, 0, 1)[None].astype(np.float32)
-        rates = {name: 1.0 / seconds_per_image(b, batch, args.repeats) for name, b in backends.items()}
+        rates = {name: 1.0 / median_run_seconds(b, batch, args.repeats) for name, b in backends.items()}
         ious = []
         for i in range(16):
             x = scene(args.val_size, seed=1, index=i).transpose(2, 0, 1)[None].astype(np.float32)

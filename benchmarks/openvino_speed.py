@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine_line, model_from, scene
+from benchmarks.common import machine_line, median_run_seconds, model_from, scene
 from nltool.data.synth import SynthConfig, write_synthetic_dataset
 from nltool.export.onnx_export import export_onnx
 from nltool.export.parity import scene_case, stacked_mask
@@ -36,17 +35,6 @@ from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.inference.backends.openvino_backend import OpenVinoBackend, cpu_capabilities, import_openvino
 from nltool.metrics import road_iou
 from nltool.optional import require
-
-
-def seconds_per_call(backend: Backend, batch: np.ndarray, repeats: int) -> float:
-    """Median seconds of one ``run`` on ``batch`` (after a warm-up call)."""
-    backend.run(batch)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        backend.run(batch)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def nncf_int8(fp32: Path, out: Path, calib: Path) -> Path:
@@ -119,7 +107,7 @@ def main() -> None:
             for batch_size, size in shapes:
                 batch = np.ascontiguousarray(np.repeat(scene(size).transpose(2, 0, 1)[None], batch_size, 0),
                                              dtype=np.float32)
-                seconds = seconds_per_call(backend, batch, args.repeats)
+                seconds = median_run_seconds(backend, batch, args.repeats)
                 base.setdefault((batch_size, size), seconds)
                 cells.append(f"{seconds:8.3f}s {base[(batch_size, size)] / seconds:5.2f}×")
             print(f"{name:<28}{iou:>7.4f}" + "".join(f"{cell:>16}" for cell in cells), flush=True)
