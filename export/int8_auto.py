@@ -26,6 +26,7 @@ from nltool.export.onnx_export import ExportError
 from nltool.export.parity import TOLERANCES, int8_cases, stacked_mask
 from nltool.export.quantize import (
     Calibration,
+    annotate_int8,
     calibration_batches,
     check_keep_float,
     groups_present,
@@ -165,8 +166,10 @@ def build_int8(fp32_onnx: Path, out: Path, calib_dir: Path, work: Path, *, keep_
                log: Callable[[str], None] = print) -> tuple[Int8Choice, Calibration]:
     """Write the CPU INT8 model to ``out`` (atomically) with ``keep_float`` groups float, or with the
     fewest that meet ``tolerance`` for ``auto``; returns the choice and the calibration, which the
-    TensorRT flavour reuses. ``work`` is a folder the caller removes. Raises :class:`ExportError`,
-    writing nothing to ``out``, when even every group in float misses the tolerance."""
+    TensorRT flavour reuses. ``work`` is a folder the caller removes; the candidates measured stay
+    there, and the chosen one is copied to ``out`` with its metadata completed, not quantized again.
+    Raises :class:`ExportError`, writing nothing to ``out``, when even every group in float misses
+    the tolerance."""
     batches = calibration_batches(calib_dir, calib_size, calib_limit)
     if keep_float != AUTO:
         calibration = prepare_calibration(fp32_onnx, batches, work)
@@ -179,11 +182,12 @@ def build_int8(fp32_onnx: Path, out: Path, calib_dir: Path, work: Path, *, keep_
     scenes = np.concatenate([np.asarray(case.batch, dtype=np.float32) for case in int8_cases()])
     judge = _Judge(fp32_onnx, [batches[i] for i in held_idx], scenes)
     results: dict[tuple[str, ...], CandidateResult] = {}
+    candidates: dict[tuple[str, ...], Path] = {}
 
     def measure(groups: tuple[str, ...]) -> float:
-        path = write_int8(calibration, work / f"candidate-{len(results)}.onnx", keep_float=groups)
+        path = candidates[groups] = write_int8(calibration, work / f"candidate-{len(results)}.onnx",
+                                               keep_float=groups)
         results[groups] = judge.judge(path, groups)
-        path.unlink()
         log(f"INT8 with {'+'.join(groups) or 'no'} group(s) float: mask IoU {results[groups].iou:.4f} "
             f"(tolerance {tolerance})")
         return results[groups].iou
@@ -201,5 +205,5 @@ def build_int8(fp32_onnx: Path, out: Path, calib_dir: Path, work: Path, *, keep_
             f"image(s) and the parity scenes: {tried}. A model that is not yet sure of itself "
             "flips masks under quantization noise: train it longer, calibrate on more images like those you "
             "serve, or export without --int8. No INT8 model was written.")
-    write_int8(calibration, out, keep_float=chosen, note=choice.note())
+    annotate_int8(candidates[chosen], out, choice.note())
     return choice, calibration

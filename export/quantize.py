@@ -200,6 +200,17 @@ def write_int8(calibration: Calibration, out: Path, *, target: Target = "cpu", k
     return out
 
 
+def annotate_int8(model: Path, out: Path, note: str) -> Path:
+    """Copy an INT8 model that :func:`write_int8` wrote to ``out`` (atomically) with ``note`` appended
+    to its ``quantization`` metadata: the model ``auto`` chose is written once, not quantized again."""
+    quantized = onnx.load(model)
+    label = next(prop for prop in quantized.metadata_props if prop.key == "quantization")
+    label.value += note
+    with atomic_path(out) as dest:
+        onnx.save_model(quantized, dest)
+    return out
+
+
 def quantize_int8(fp32_onnx: Path, out: Path, calib_dir: Path, *, target: Target = "cpu",
                   calib_size: int = 512, calib_limit: int = 16, keep_float: Sequence[str] = ()) -> Path:
     """Calibrate on the images of ``calib_dir`` and write one INT8 model (:func:`write_int8`)."""
