@@ -9,7 +9,9 @@ missing), what it measured and how long it took:
 - ``resume``: 1 step on the CPU (AMP off there), resumed on CUDA with AMP for 2 more (the saved
   gradient scaler state is empty);
 - ``predict torch``: the inference pipeline (1024² scene, 512 tiles) with the PyTorch backend on
-  ``--device cuda`` against ``cpu``, TF32 off: max |Δp|, mask IoU, speed-up;
+  ``--device cuda`` against ``cpu``, TF32 off: max |Δp|, mask IoU, speed-up; then on CUDA with
+  ``--precision bf16`` and ``fp16`` (autocast) and ``--compile`` (inductor): mask IoU against the
+  CPU and speed against CUDA fp32 eager;
 - ``onnxruntime cuda:N``: the ONNX artifact on onnxruntime's CUDA provider (GPU 0, and GPU 1 when
   there is one: the provider must report that ``device_id``) against PyTorch on the CPU, and ms
   per 512² tile against onnxruntime on the CPU;
@@ -93,9 +95,9 @@ def lively_model(arch: str = "nl34-linknet", pairwise: str = "embedded_gaussian"
 
 def compare(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
     """(max |Δp|, IoU of the masks at 0.5)."""
-    from nltool.export.parity import mask_iou
+    from nltool.metrics import road_iou
 
-    return float(np.abs(expected.astype(np.float64) - got).max()), mask_iou(expected > 0.5, got > 0.5)
+    return float(np.abs(expected.astype(np.float64) - got).max()), road_iou(expected > 0.5, got > 0.5)
 
 
 def predict(artifact: Path, device: str, rgb: np.ndarray, **backend: Any) -> tuple[np.ndarray, float, Any]:
@@ -124,6 +126,7 @@ class Checks:
         self.rgb = scene(SCENE)
         self.onnx: Path | None = None
         self.onnx_cpu_seconds: float | None = None
+        self.cuda_seconds: float | None = None
         with tf32_state(TF32_OFF):
             self.reference, self.cpu_seconds, _ = predict(self.checkpoint, "cpu", self.rgb)
 
@@ -165,8 +168,19 @@ class Checks:
         device = pipeline.backend.device
         if max_abs > 1e-4 or iou < 0.999:
             raise AssertionError(f"max |Δp| {max_abs:.2e}, IoU {iou:.4f} on {device}")
+        self.cuda_seconds = seconds
         return (f"{device}: max |Δp| {max_abs:.1e}, IoU {iou:.4f}; {seconds:.2f} s vs {self.cpu_seconds:.2f}"
                 f" s on cpu ({self.cpu_seconds / seconds:.0f}×)")
+
+    def predict_torch_variant(self, precision: str, compile: bool = False) -> str:
+        """The torch backend on CUDA in ``precision`` (autocast) or compiled: mask IoU against the CPU
+        fp32 reference and the speed against CUDA fp32 eager."""
+        prob, seconds, pipeline = predict(self.checkpoint, "cuda", self.rgb, precision=precision, compile=compile)
+        max_abs, iou = compare(self.reference, prob)
+        if iou < 0.99 or (precision == "fp32" and max_abs > 1e-3):
+            raise AssertionError(f"max |Δp| {max_abs:.2e}, IoU {iou:.4f} ({pipeline.backend.choice})")
+        speed = f" ({self.cuda_seconds / seconds:.2f}× cuda fp32 eager)" if self.cuda_seconds else ""
+        return f"{pipeline.backend.device}: max |Δp| {max_abs:.1e}, IoU {iou:.4f}; {seconds:.3f} s{speed}"
 
     def _onnx(self) -> Path:
         if self.onnx is None:
@@ -217,9 +231,12 @@ class Checks:
         from nltool.export.artifacts import ExportRequest, export_artifacts
         from nltool.export.tensorrt_build import EngineProfile
         from nltool.models import save_checkpoint
-        from nltool.optional import require
+        from nltool.optional import MissingDependencyError, require
 
-        trt = require("tensorrt", "the TensorRT rows")
+        try:
+            trt = require("tensorrt", "the TensorRT rows")
+        except MissingDependencyError as exc:
+            raise Skip(str(exc)) from exc
         checkpoint = self.checkpoint
         if precision == "fp16":
             checkpoint = save_checkpoint(self.out / "gaussian.pt", lively_model(pairwise="gaussian"))
@@ -315,6 +332,9 @@ def main() -> int:
         run_row(rows, "train cuda amp", checks.train)
         run_row(rows, "resume cpu -> cuda amp", checks.resume)
         run_row(rows, "predict torch cuda vs cpu", checks.predict_torch)
+        run_row(rows, "predict torch cuda bf16", lambda: checks.predict_torch_variant("bf16"))
+        run_row(rows, "predict torch cuda fp16", lambda: checks.predict_torch_variant("fp16"))
+        run_row(rows, "predict torch cuda compile", lambda: checks.predict_torch_variant("fp32", compile=True))
         run_row(rows, "onnxruntime cuda:0", lambda: checks.onnxruntime(0))
         run_row(rows, "onnxruntime cuda:1", lambda: checks.onnxruntime(1))
         run_row(rows, "onnxruntime tensorrt", checks.onnxruntime_tensorrt)
