@@ -41,8 +41,15 @@ from nltool.app.commands.options import (
     parse_numbers,
     pipeline_config,
 )
+from nltool.devices import AUTO_DEVICE
 from nltool.inference.config import OutputFormat, PipelineConfig
 from nltool.progress import progress_bar
+from nltool.vectors.settings import DEFAULT_PIXEL_SIZE_M, AplsSettings, VectorizeSettings
+
+VECTORIZE = VectorizeSettings()
+"""Defaults of the vectorize (and apls) options."""
+APLS = AplsSettings()
+"""Defaults of the apls options."""
 
 
 class EngineOpt(str, Enum):
@@ -68,7 +75,7 @@ def predict(
     batch_size: BatchOpt = DEFAULTS.batch_size,
     bands: Annotated[str | None, typer.Option(help="RGB bands of a multi-band raster, 1-based, e.g. '3,2,1'.")] = None,
     max_pixels: MaxPixelsOpt = DEFAULTS.max_pixels,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = AUTO_DEVICE,
     backend: BackendOption = AUTO_BACKEND,
     precision: PrecisionOption = AUTO_PRECISION,
     compile_model: CompileOpt = False,
@@ -78,7 +85,7 @@ def predict(
                                              "scenes whose outputs are up to date).")] = False,
     vectors: Annotated[VectorsOpt | None, typer.Option(help="Also write the road network beside each mask: "
                        "<name>_roads.geojson (WGS 84) or .gpkg (the image's CRS).")] = None,
-    pixel_size: PixelSizeOpt = 0.5,
+    pixel_size: PixelSizeOpt = DEFAULT_PIXEL_SIZE_M,
     engine: Annotated[EngineOpt, typer.Option(help="local: scene after scene in this process; ray: the strips of "
                                                    "all scenes on Ray actors (the [ray] extra), resumable, a failed "
                                                    "scene does not stop the others; exit status = scenes "
@@ -154,26 +161,30 @@ def vectorize(
     raster: Annotated[Path, typer.Argument(help="Road mask or probability map: PNG, JPEG, TIFF or GeoTIFF.")],
     out: Annotated[Path, typer.Option(help="Road network: .geojson (WGS 84, RFC 7946) or .gpkg (the raster's CRS).")],
     threshold: Annotated[float, typer.Option(help="Road where probability > this (binary masks: any non-zero "
-                                                  "pixel).")] = 0.5,
-    pixel_size: PixelSizeOpt = 0.5,
-    min_object: Annotated[float, typer.Option("--min-object-m2", help="Drop road blobs under this (m²).")] = 40.0,
-    max_hole: Annotated[float, typer.Option("--max-hole-m2", help="Fill road holes under this (m²).")] = 40.0,
+                                                  "pixel).")] = VECTORIZE.threshold,
+    pixel_size: PixelSizeOpt = DEFAULT_PIXEL_SIZE_M,
+    min_object: Annotated[float, typer.Option("--min-object-m2", help="Drop road blobs under this (m²).")] = (
+        VECTORIZE.min_object_m2),
+    max_hole: Annotated[float, typer.Option("--max-hole-m2", help="Fill road holes under this (m²).")] = (
+        VECTORIZE.max_hole_m2),
     spur: Annotated[float, typer.Option("--spur-m", help="Prune dead-end branches reaching less than this (m) out "
                                                         "of the road they leave; merge junctions linked by less "
-                                                        "road than this.")] = 6.0,
-    gap: Annotated[float, typer.Option("--gap-m", help="Join dead ends this close (m) that line up.")] = 10.0,
+                                                        "road than this.")] = VECTORIZE.spur_m,
+    gap: Annotated[float, typer.Option("--gap-m", help="Join dead ends this close (m) that line up.")] = (
+        VECTORIZE.gap_m),
     gap_angle: Annotated[float, typer.Option("--gap-angle-deg", help="How well two ends must line up to be "
-                                                                    "joined (degrees).")] = 30.0,
+                                                                    "joined (degrees).")] = VECTORIZE.gap_angle_deg,
     min_component: Annotated[float, typer.Option("--min-component-m", help="Drop network pieces shorter than this "
-                                                                          "in total (m).")] = 20.0,
-    simplify: Annotated[float, typer.Option("--simplify-m", help="Line simplification tolerance (m).")] = 1.0,
+                                                                          "in total (m).")] = VECTORIZE.min_component_m,
+    simplify: Annotated[float, typer.Option("--simplify-m", help="Line simplification tolerance (m).")] = (
+        VECTORIZE.simplify_m),
     nodes: Annotated[bool, typer.Option(help="Also write junctions and dead ends (GeoJSON Points / GeoPackage "
                                              "layer 'nodes').")] = True,
     force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Turn a road mask or probability map into a road network of centre lines with length and width."""
     from nltool.errors import OutputExistsError
-    from nltool.vectors import VectorizeSettings, vectorize_file
+    from nltool.vectors import vectorize_file
     from nltool.vectors.io import vector_format, write_network
 
     vector_format(out)
@@ -197,20 +208,22 @@ def apls_command(
     proposal: Annotated[Path, typer.Option(help="Proposed network (.geojson/.gpkg) or mask/probability map.")],
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the result to this JSON file.")] = None,
     linestring_delta: Annotated[float, typer.Option("--linestring-delta-m", help="Control points every this many "
-                                                                                 "metres along edges.")] = 50.0,
+                                                                                 "metres along edges.")] = (
+        APLS.linestring_delta_m),
     max_snap: Annotated[float, typer.Option("--max-snap-dist-m", help="Control points snap onto the other network "
-                                                                      "within this distance (m).")] = 4.0,
-    min_path: Annotated[float, typer.Option("--min-path-length-m", help="Ignore paths shorter than this (m).")] = 10.0,
-    max_control_points: Annotated[int, typer.Option(help="Sample this many control points of larger graphs.")] = 500,
-    seed: Annotated[int, typer.Option(help="Seed of that sampling.")] = 0,
-    threshold: Annotated[float, typer.Option(help="Threshold for probability-map inputs.")] = 0.5,
-    pixel_size: PixelSizeOpt = 0.5,
+                                                                      "within this distance (m).")] = (
+        APLS.max_snap_dist_m),
+    min_path: Annotated[float, typer.Option("--min-path-length-m", help="Ignore paths shorter than this (m).")] = (
+        APLS.min_path_length_m),
+    max_control_points: Annotated[int, typer.Option(help="Sample this many control points of larger graphs.")] = (
+        APLS.max_control_points),
+    seed: Annotated[int, typer.Option(help="Seed of that sampling.")] = APLS.seed,
+    threshold: Annotated[float, typer.Option(help="Threshold for probability-map inputs.")] = VECTORIZE.threshold,
+    pixel_size: PixelSizeOpt = DEFAULT_PIXEL_SIZE_M,
 ) -> None:
     """APLS (SpaceNet's Average Path Length Similarity) of a proposed road network against the truth."""
     from nltool.fileio import write_json
-    from nltool.vectors.apls import AplsSettings
     from nltool.vectors.compare import apls_files
-    from nltool.vectors.settings import VectorizeSettings
 
     settings = AplsSettings(linestring_delta_m=linestring_delta, max_snap_dist_m=max_snap,
                             min_path_length_m=min_path, max_control_points=max_control_points, seed=seed)

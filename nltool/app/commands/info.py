@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from nltool.app.commands.options import ArchOpt, PairwiseOption
+from nltool.devices import AUTO_DEVICE
 
 
 def info(
@@ -56,7 +57,7 @@ def demo(
     force: Annotated[bool, typer.Option(help="Replace an earlier demo's folder at --out (only one the demo "
                                              "wrote).")] = False,
     device: Annotated[str, typer.Option(help="Training/evaluation device: auto (CUDA if present), cpu, cuda, "
-                                             "cuda:N.")] = "auto",
+                                             "cuda:N.")] = AUTO_DEVICE,
 ) -> None:
     """The whole product on built-in synthetic roads: synthesize, train NL34-LinkNet, evaluate, export ONNX +
     INT8 with parity, package, serve with TorchServe on free loopback ports, request a mask over REST, and

@@ -11,7 +11,7 @@ import typer
 
 from nltool.inference.config import OUTPUT_FORMATS, TTA_MODES, PipelineConfig
 from nltool.inference.selection import BACKENDS, PRECISIONS
-from nltool.models.archs import ARCHS, DEFAULT_ARCH, DEFAULT_PAIRWISE, PAIRWISE_FUNCTIONS
+from nltool.models.archs import ARCHS, PAIRWISE_FUNCTIONS
 
 Arch = Enum("Arch", {name.replace("-", "_"): name for name in ARCHS}, type=str)  # type: ignore[misc]
 PairwiseOpt = Enum("PairwiseOpt", {name: name for name in PAIRWISE_FUNCTIONS}, type=str)  # type: ignore[misc]
@@ -24,8 +24,6 @@ DEFAULTS = PipelineConfig()
 DEFAULT_TTA = TTAOpt(DEFAULTS.tta)
 DEFAULT_SCALES = ",".join(map(str, DEFAULTS.scales))
 DEFAULT_FORMAT = FormatOpt(OUTPUT_FORMATS[0])
-DEFAULT_ARCH_OPT = Arch(DEFAULT_ARCH)
-DEFAULT_PAIRWISE_OPT = PairwiseOpt(DEFAULT_PAIRWISE)
 AUTO_BACKEND = BackendOpt("auto")
 AUTO_PRECISION = PrecisionOpt("auto")
 

@@ -11,8 +11,6 @@ import typer
 from nltool.app.commands.options import (
     AUTO_BACKEND,
     AUTO_PRECISION,
-    DEFAULT_ARCH_OPT,
-    DEFAULT_PAIRWISE_OPT,
     DEFAULT_SCALES,
     DEFAULT_TTA,
     DEFAULTS,
@@ -34,7 +32,13 @@ from nltool.app.commands.options import (
     TTAOption,
     open_pipeline,
 )
+from nltool.devices import AUTO_DEVICE
 from nltool.progress import progress_bar
+from nltool.training.config import TrainConfig
+from nltool.vectors.settings import DEFAULT_PIXEL_SIZE_M, VectorizeSettings
+
+DEFAULT_ARCH_OPT = Arch(TrainConfig.arch)
+DEFAULT_PAIRWISE_OPT = PairwiseOpt(TrainConfig.pairwise)
 
 
 def train(
@@ -49,43 +53,54 @@ def train(
     val: Annotated[Path | None, typer.Option(help="Labelled validation folder; default: hold out "
                                                      "--val-fraction of --data.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of --data held out for validation when no --val "
-                                                     "(0 = none).")] = 0.1,
+                                                     "(0 = none).")] = TrainConfig.val_fraction,
     val_every: Annotated[int | None, typer.Option(help="Validate every N optimizer steps (default: at the end of "
                                                        "every epoch, and always at the end of the run).")] = None,
     arch: Annotated[Arch, typer.Option(help="Architecture (with --init from an nltool checkpoint: its own).")
                     ] = DEFAULT_ARCH_OPT,
     pairwise: Annotated[PairwiseOpt, typer.Option(help="Non-local pairwise function.")] = DEFAULT_PAIRWISE_OPT,
     encoder_weights: Annotated[str, typer.Option(help="imagenet (torchvision's ResNet34, downloads once), none, "
-                                                      "or a path to a ResNet34 state dict.")] = "imagenet",
+                                                      "or a path to a ResNet34 state dict.")] = (
+        TrainConfig.encoder_weights),
     init: Annotated[Path | None, typer.Option(help="Start from these weights (fresh optimizer and schedule): an "
                                                    "nltool checkpoint, or the authors' .th with --arch.")] = None,
     freeze_encoder_steps: Annotated[int, typer.Option(help="Keep the ResNet34 encoder (weights and BatchNorm "
-                                                           "statistics) fixed for the first N steps.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (the authors' cap; the paper converged in 180).")] = 500,
+                                                           "statistics) fixed for the first N steps.")] = (
+        TrainConfig.freeze_encoder_steps),
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (the authors' cap; the paper converged in 180).")] = (
+        TrainConfig.epochs),
     samples_per_epoch: Annotated[int | None, typer.Option(help="Crops per epoch, drawn in proportion to image area "
                                                                "(default: enough to cover the training pixels once, "
                                                                "and at least 100 steps).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Budget of optimizer steps.")] = None,
-    crop: Annotated[int, typer.Option(help="Training crop side (multiple of 32); the paper used 1024.")] = 1024,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per batch (per process).")] = 4,
+    crop: Annotated[int, typer.Option(help="Training crop side (multiple of 32); the paper used 1024.")] = (
+        TrainConfig.crop),
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per batch (per process).")] = (
+        TrainConfig.batch_size),
     accumulate: Annotated[int, typer.Option(help="Batches whose gradients add up to one optimizer step (large "
-                                                 "crops on small GPUs); the effective batch size is logged.")] = 1,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
-    loss: Annotated[str, typer.Option(help="bce_dice (the authors' loss) or bce.")] = "bce_dice",
-    lr_factor: Annotated[float, typer.Option(help="Multiply the lr by this on a loss plateau (paper: /5).")] = 0.2,
+                                                 "crops on small GPUs); the effective batch size is logged.")] = (
+        TrainConfig.accumulate),
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = TrainConfig.lr,
+    loss: Annotated[str, typer.Option(help="bce_dice (the authors' loss) or bce.")] = TrainConfig.loss,
+    lr_factor: Annotated[float, typer.Option(help="Multiply the lr by this on a loss plateau (paper: /5).")] = (
+        TrainConfig.lr_factor),
     plateau_patience: Annotated[int, typer.Option(help="Reload the best weights and cut the lr after more than this "
-                                                       "many epochs without a lower loss (authors: 5).")] = 5,
+                                                       "many epochs without a lower loss (authors: 5).")] = (
+        TrainConfig.plateau_patience),
     early_stop_patience: Annotated[int, typer.Option(help="Stop after more than this many epochs without a lower "
-                                                          "loss (authors: 8).")] = 8,
-    min_lr: Annotated[float, typer.Option(help="Stop at a plateau once the lr is below this (authors: 5e-6).")] = 5e-6,
+                                                          "loss (authors: 8).")] = (
+        TrainConfig.early_stop_patience),
+    min_lr: Annotated[float, typer.Option(help="Stop at a plateau once the lr is below this (authors: 5e-6).")] = (
+        TrainConfig.min_lr),
     resume: Annotated[Path | None, typer.Option(help="Continue a run from its last.pt, exactly (with that run's "
                                                      "own options).")] = None,
-    device: DeviceOpt = "auto",
-    workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 2,
-    seed: Annotated[int, typer.Option(help="Seed for the split, data order, augmentation and initial weights.")] = 0,
-    amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA (ignored on CPU).")] = True,
+    device: DeviceOpt = TrainConfig.device,
+    workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = TrainConfig.workers,
+    seed: Annotated[int, typer.Option(help="Seed for the split, data order, augmentation and initial weights.")] = (
+        TrainConfig.seed),
+    amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA (ignored on CPU).")] = TrainConfig.amp,
     channels_last: Annotated[bool, typer.Option(help="channels_last memory format for the model and batches.")
-                             ] = True,
+                             ] = TrainConfig.channels_last,
 ) -> None:
     """Train a model on DeepGlobe-layout data with the paper's recipe (CPU, CUDA, or torchrun DDP)."""
     from nltool.training.config import resolve_train_config
@@ -121,7 +136,7 @@ def evaluate(
     scales: ScalesOpt = DEFAULT_SCALES,
     threshold: ThresholdOpt = DEFAULTS.threshold,
     batch_size: BatchOpt = DEFAULTS.batch_size,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = AUTO_DEVICE,
     backend: BackendOption = AUTO_BACKEND,
     precision: PrecisionOption = AUTO_PRECISION,
     compile_model: CompileOpt = False,
@@ -133,7 +148,7 @@ def evaluate(
                                                       "against the truth network.")] = False,
     graphs: Annotated[Path | None, typer.Option(help="Folder of truth networks <id>.geojson for --apls (default: "
                                                      "vectorize the truth masks).")] = None,
-    pixel_size: PixelSizeOpt = 0.5,
+    pixel_size: PixelSizeOpt = DEFAULT_PIXEL_SIZE_M,
 ) -> None:
     """Score a model on labelled scenes: DeepGlobe road IoU (per image, averaged) and pooled IoU (and APLS)."""
     from rich.console import Console
@@ -152,7 +167,6 @@ def evaluate(
         scorer = None
         if apls or graphs is not None:
             from nltool.vectors.scoring import AplsScorer
-            from nltool.vectors.settings import VectorizeSettings
 
             scorer = AplsScorer(graphs, vectorize=VectorizeSettings(threshold=threshold), pixel_size_m=pixel_size)
         report = run_evaluation(pipeline, samples, data, json_path, progress=lambda n: bar.advance(task, n),
