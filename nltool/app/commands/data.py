@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from nltool.progress import progress_bar
+from nltool.training.config import TrainConfig
 
 
 def data_synth(
@@ -31,8 +32,10 @@ def data_synth(
 def data_split(
     data: Annotated[Path, typer.Option(help="Labelled folder in the DeepGlobe layout to split.")],
     out: Annotated[Path, typer.Option(help="New folder for train/, val/ and split.json.")],
-    val_fraction: Annotated[float, typer.Option(help="Share of the scenes for val/ (at least one).")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed; the same as `nltool train --seed` holds out the same scenes.")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Share of the scenes for val/ (at least one).")] = (
+        TrainConfig.val_fraction),
+    seed: Annotated[int, typer.Option(help="Seed; the same as `nltool train --seed` holds out the same scenes.")] = (
+        TrainConfig.seed),
 ) -> None:
     """Write a seeded train/val split to disk (hard links, symbolic links, or copies where links fail)."""
     from nltool.data.split import write_split
