@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from nltool.inference.config import OUTPUT_FORMATS, TTA_MODES, PipelineConfig
-from nltool.inference.selection import BACKENDS, PRECISIONS
+from nltool.inference.selection import BACKENDS, PRECISION_OPTIONS
 from nltool.models.archs import ARCHS, PAIRWISE_FUNCTIONS
 
 Arch = Enum("Arch", {name.replace("-", "_"): name for name in ARCHS}, type=str)  # type: ignore[misc]
@@ -18,7 +18,7 @@ PairwiseOpt = Enum("PairwiseOpt", {name: name for name in PAIRWISE_FUNCTIONS}, t
 TTAOpt = Enum("TTAOpt", {name: name for name in TTA_MODES}, type=str)  # type: ignore[misc]
 FormatOpt = Enum("FormatOpt", {name: name for name in OUTPUT_FORMATS}, type=str)  # type: ignore[misc]
 BackendOpt = Enum("BackendOpt", {name: name for name in BACKENDS}, type=str)  # type: ignore[misc]
-PrecisionOpt = Enum("PrecisionOpt", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
+PrecisionOpt = Enum("PrecisionOpt", {name: name for name in PRECISION_OPTIONS}, type=str)  # type: ignore[misc]
 DEFAULTS = PipelineConfig()
 """The pipeline's defaults, which every inference command's option defaults are read from."""
 DEFAULT_TTA = TTAOpt(DEFAULTS.tta)
