@@ -134,8 +134,9 @@ def test_one_precision_type_with_each_backends_subset() -> None:
     from nltool.inference.config import PRECISIONS
     from nltool.inference.selection import PRECISION_OPTIONS, backend_precisions
 
-    assert PRECISION_OPTIONS == ("auto", *PRECISIONS)
-    assert torch_options.PRECISIONS == backend_precisions("torch") == ("fp32", "bf16", "fp16")
+    assert ("auto", *PRECISIONS) == PRECISION_OPTIONS
+    assert backend_precisions("torch") == ("fp32", "bf16", "fp16")
+    assert backend_precisions("torch") == torch_options.PRECISIONS
     assert backend_precisions("openvino") == ("fp32", "bf16", "int8")
     assert backend_precisions("onnxruntime") == ("fp32", "int8")
     assert backend_precisions("tensorrt") == ("fp32", "fp16", "int8")
