@@ -110,7 +110,7 @@ def first_call(args: argparse.Namespace) -> None:
     backend = TorchBackend(bench_model(args.checkpoint), device="cpu", precision=precision,
                            compile=args.dynamic == "auto")
     if args.dynamic == "static":
-        backend.net = compile_model(backend.net, "cpu", dynamic=False)
+        backend.net = compile_model(backend.net, dynamic=False)
     one, two = tile_batch(args.size, 1), tile_batch(args.size, 2)
     print(" ".join(f"{timed_run(backend, x):.2f}" for x in (one, one, two, two)))
 

@@ -36,11 +36,12 @@ from nltool.export.parity import (
 )
 from nltool.export.quantize import Calibration, check_keep_float
 from nltool.export.reference import ParitySetup, parity_setup, reference_backend
-from nltool.export.tensorrt_build import EngineProfile, Precision
+from nltool.export.tensorrt_build import EngineProfile
 from nltool.fileio import file_sha256
 from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, import_onnxruntime
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
 from nltool.inference.backends.torch_backend import TorchBackend
+from nltool.inference.config import Precision
 from nltool.models import NLLinkNet, Pairwise, load_checkpoint
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -20,9 +20,8 @@ from nltool.export.onnx_export import ExportError
 from nltool.fileio import atomic_path, write_json
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME
 from nltool.inference.backends.tensorrt_backend import import_tensorrt, require_cuda
+from nltool.inference.config import Precision
 from nltool.optional import require
-
-Precision = Literal["fp32", "fp16", "int8"]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from nltool.errors import BackendError
 if TYPE_CHECKING:
     import torch
 
+AUTO_DEVICE = "auto"
+"""The device option's default: CUDA if visible, else the CPU."""
 DEVICE_HINT = "use auto, cpu, cuda or cuda:N"
 _DEVICE_NAME = re.compile(r"(?P<type>cpu|cuda)(?::(?P<index>\d+))?")
 
@@ -76,7 +78,7 @@ def visible_cuda(need_current: bool = True) -> tuple[int, int]:
     return cuda_count, torch.cuda.current_device() if cuda_count and need_current else 0
 
 
-def resolve_device(device: str = "auto") -> Device:
+def resolve_device(device: str = AUTO_DEVICE) -> Device:
     """:func:`choose_device` with what torch sees here (``cpu`` without importing torch)."""
     if device.strip() == "cpu":
         return CPU

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from nltool.devices import AUTO_DEVICE
 from nltool.errors import NltoolError
 from nltool.models.archs import ARCHS, DEFAULT_ARCH, DEFAULT_PAIRWISE, PAIRWISE_FUNCTIONS, SIZE_MULTIPLE
 from nltool.training.schedule import EARLY_STOP_PATIENCE, LR_FACTOR, MIN_LR, PLATEAU_PATIENCE
@@ -68,7 +69,7 @@ class TrainConfig:
     min_lr: float = MIN_LR
     workers: int = 2
     seed: int = 0
-    device: str = "auto"
+    device: str = AUTO_DEVICE
     amp: bool = True
     channels_last: bool = True
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nltool import __version__
+from nltool.devices import AUTO_DEVICE
 from nltool.errors import NltoolError
 from nltool.fileio import atomic_path, write_json
 from nltool.inference.config import TTAMode
@@ -149,7 +150,7 @@ class _Stages:
         self.echo(f"[{self.index}/{self.total}] {name}: {'; '.join(result)} ({seconds:.1f} s)")
 
 
-def run_demo(out: Path, *, quick: bool = False, force: bool = False, device: str = "auto",
+def run_demo(out: Path, *, quick: bool = False, force: bool = False, device: str = AUTO_DEVICE,
              echo: Echo = print, show_progress: bool = True) -> DemoReport:
     """Run every stage into ``out`` and write the report; returns what it measured."""
     check_requirements()

@@ -13,6 +13,10 @@ TTA_MODES: tuple[str, ...] = get_args(TTAMode)
 OutputFormat = Literal["png", "tif", "prob"]
 """png: mask 255/0; tif: mask as GeoTIFF (georeferencing kept); prob: probability as 8-bit PNG."""
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+Precision = Literal["fp32", "bf16", "fp16", "int8"]
+"""The numeric precision a model runs at; each backend runs the subset :data:`nltool.inference.selection.CAPABILITIES`
+lists for it (:func:`nltool.inference.selection.backend_precisions`)."""
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 DEFAULT_MAX_PIXELS = 500_000_000
 """Largest accepted image (about 22 000 × 22 000); raise it for bigger GeoTIFFs, which stream."""
 

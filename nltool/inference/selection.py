@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from nltool.errors import BackendError
+from nltool.inference.config import PRECISIONS, Precision
 from nltool.optional import available
 
 BackendName = Literal["auto", "torch", "onnxruntime", "openvino", "tensorrt"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
-Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
-PRECISIONS: tuple[str, ...] = get_args(Precision)
+PrecisionOption = Literal["auto", Precision]
+"""``--precision``: auto (the artifact's own) or a precision."""
+PRECISION_OPTIONS: tuple[str, ...] = ("auto", *PRECISIONS)
 ArtifactKind = Literal["checkpoint", "onnx", "openvino", "engine"]
 DeviceType = Literal["cpu", "cuda"]
 DEVICE_TYPES: tuple[DeviceType, ...] = ("cpu", "cuda")
@@ -65,8 +67,12 @@ class Capability:
     backend: str
     kind: ArtifactKind
     source: str
-    precision: str
+    precision: Precision
     device: str
+
+
+TENSORRT_ENGINES: tuple[Precision, ...] = ("fp32", "fp16", "int8")
+"""The precisions of the TensorRT engines ``nltool export --trt`` builds (each runs at its own)."""
 
 
 def _capabilities() -> tuple[Capability, ...]:
@@ -82,12 +88,19 @@ def _capabilities() -> tuple[Capability, ...]:
              Capability("openvino", "openvino", "fp32", "fp32", "cpu"),
              Capability("openvino", "openvino", "fp32", "bf16", "cpu"),
              Capability("openvino", "openvino", "int8", "int8", "cpu"),
-             *(Capability("tensorrt", "engine", p, p, "cuda") for p in ("fp32", "fp16", "int8"))]
+             *(Capability("tensorrt", "engine", p, p, "cuda") for p in TENSORRT_ENGINES)]
     return tuple(rows)
 
 
 CAPABILITIES = _capabilities()
 """Every (backend, artifact, precision, device) combination nltool runs."""
+
+
+def backend_precisions(backend: str) -> tuple[Precision, ...]:
+    """The precisions ``backend`` runs at (on some artifact and device), in :data:`CAPABILITIES` order."""
+    return tuple(dict.fromkeys(row.precision for row in CAPABILITIES if row.backend == backend))
+
+
 PREFERENCE: dict[DeviceType, tuple[str, ...]] = {
     "cpu": ("openvino", "onnxruntime", "torch"),
     "cuda": ("tensorrt", "onnxruntime", "torch"),
@@ -138,8 +151,8 @@ def check_names(backend: str, precision: str) -> None:
     """``--backend`` and ``--precision`` are names this nltool knows."""
     if backend not in BACKENDS:
         raise BackendError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if precision not in PRECISIONS:
-        raise BackendError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISION_OPTIONS:
+        raise BackendError(f"--precision must be one of {', '.join(PRECISION_OPTIONS)}, got {precision!r}")
 
 
 def runnable_somewhere(artifact: Artifact, backend: str, precision: str, *, compile: bool = False) -> None:

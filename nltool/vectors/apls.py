@@ -31,30 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from nltool.errors import VectorError
 from nltool.optional import require
+from nltool.vectors.settings import AplsSettings
 
 SNAP_EPS_M = 1e-6
 """A point projecting within this distance of an edge's end snaps onto that end's node."""
 NODE_ROUND_M = 1e-3
 """Line ends closer than this (after rounding) are one node when a graph is built from lines."""
-
-
-@dataclass(frozen=True)
-class AplsSettings:
-    """SpaceNet's parameters (``make_graphs`` / ``compute_apls_metric`` defaults), plus the sampling seed."""
-
-    linestring_delta_m: float = 50.0
-    max_snap_dist_m: float = 4.0
-    min_path_length_m: float = 10.0
-    max_control_points: int = 500
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not (self.linestring_delta_m > 0 and self.max_snap_dist_m >= 0 and self.min_path_length_m >= 0):
-            raise VectorError(f"APLS needs linestring_delta_m > 0 and non-negative snap and path limits, got {self}")
-        if self.max_control_points < 2:
-            raise VectorError(f"max_control_points must be at least 2, got {self.max_control_points}")
 
 
 @dataclass(frozen=True)

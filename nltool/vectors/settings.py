@@ -1,4 +1,4 @@
-"""Vectorization settings: every threshold in metres (or degrees), converted with the raster's pixel size.
+"""Vectorization and APLS settings: every threshold in metres (or degrees), converted with the raster's pixel size.
 
 The defaults suit 0.3-1 m imagery (DeepGlobe is 0.5 m): roads are 3-30 m wide, so blobs under
 40 m² are noise, skeleton branches reaching under 6 m out of the road they leave are corners of
@@ -87,3 +87,20 @@ class PixelScale:
     def area_pixels(self, square_metres: float) -> int:
         """An area in m² as a whole number of pixels (rounded up)."""
         return math.ceil(square_metres / (self.x * self.y))
+
+
+@dataclass(frozen=True)
+class AplsSettings:
+    """SpaceNet's parameters (``make_graphs`` / ``compute_apls_metric`` defaults), plus the sampling seed."""
+
+    linestring_delta_m: float = 50.0
+    max_snap_dist_m: float = 4.0
+    min_path_length_m: float = 10.0
+    max_control_points: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.linestring_delta_m > 0 and self.max_snap_dist_m >= 0 and self.min_path_length_m >= 0):
+            raise VectorError(f"APLS needs linestring_delta_m > 0 and non-negative snap and path limits, got {self}")
+        if self.max_control_points < 2:
+            raise VectorError(f"max_control_points must be at least 2, got {self.max_control_points}")

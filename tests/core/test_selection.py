@@ -127,3 +127,18 @@ def test_compile_needs_a_checkpoint() -> None:
     assert compiled.backend == "torch"
     with pytest.raises(BackendError, match="--compile applies to checkpoints .*not model.onnx"):
         choose_backend(FP32_ONNX, device="cpu", installed=EVERYTHING, bf16_cpu=True, compile=True)
+
+
+def test_one_precision_type_with_each_backends_subset() -> None:
+    from nltool.inference.backends import torch_options
+    from nltool.inference.config import PRECISIONS
+    from nltool.inference.selection import PRECISION_OPTIONS, backend_precisions
+
+    assert ("auto", *PRECISIONS) == PRECISION_OPTIONS
+    assert backend_precisions("torch") == ("fp32", "bf16", "fp16")
+    assert backend_precisions("torch") == torch_options.PRECISIONS
+    assert backend_precisions("openvino") == ("fp32", "bf16", "int8")
+    assert backend_precisions("onnxruntime") == ("fp32", "int8")
+    assert backend_precisions("tensorrt") == ("fp32", "fp16", "int8")
+    with pytest.raises(BackendError, match="not supported by the torch backend; use one of fp32, bf16, fp16"):
+        torch_options.autocast_dtype("int8", "cpu")

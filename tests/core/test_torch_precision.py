@@ -14,10 +14,10 @@ from conftest import sharp_linknet
 from nltool.errors import BackendError
 from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.inference.backends.torch_options import (
+    COMPILE_DYNAMIC,
+    COMPILE_OPTIONS,
     INDUCTOR_CACHE_ENV,
     autocast_dtype,
-    compile_dynamic,
-    compile_options,
     inductor_cache_dir,
     point_inductor_cache,
     use_channels_last,
@@ -61,8 +61,8 @@ def test_channels_last_on_the_cpu_always_and_on_cuda_for_half_precisions() -> No
 
 
 def test_compile_does_not_freeze_weights_and_lets_shapes_go_dynamic_on_demand() -> None:
-    assert compile_options("cpu") == compile_options("cuda") == {"freezing": False}
-    assert compile_dynamic() is None
+    assert COMPILE_OPTIONS == {"freezing": False}
+    assert COMPILE_DYNAMIC is None
 
 
 def test_inductor_cache_lives_in_nltools_cache_unless_the_user_chose_one(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from conftest import sharp_linknet
 from PIL import Image
 from typer.testing import CliRunner
@@ -18,7 +19,6 @@ from nltool.app.cli import app
 from nltool.models import save_checkpoint
 
 pytest.importorskip("ts", reason="TorchServe (the [serve] extra) is not installed")
-yaml = pytest.importorskip("yaml", reason="pyyaml (the [serve] extra) is not installed")
 
 runner = CliRunner()
 DOCUMENTED_KEYS = {

@@ -18,18 +18,19 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 
 from nltool.errors import BackendError
 from nltool.inference.backends.base import Backend
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAME
-from nltool.inference.selection import NATIVE_BF16_FLAGS, ONNX_SUFFIXES, OPENVINO_SUFFIXES
+from nltool.inference.config import Precision
+from nltool.inference.selection import NATIVE_BF16_FLAGS, ONNX_SUFFIXES, OPENVINO_SUFFIXES, backend_precisions
 from nltool.optional import require
 
-Precision = Literal["fp32", "bf16", "int8"]
-PRECISIONS: tuple[str, ...] = get_args(Precision)
+PRECISIONS: tuple[Precision, ...] = backend_precisions("openvino")
+"""fp32, bf16 (CPUs with AVX512-BF16 or AMX), int8 (an INT8 artifact)."""
 READABLE_SUFFIXES = ONNX_SUFFIXES + OPENVINO_SUFFIXES
 """What :class:`OpenVinoBackend` reads: ONNX, and OpenVINO IR (the ``.xml``; its ``.bin`` lies beside it)."""
 INFERENCE_PRECISION: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}

@@ -13,14 +13,14 @@ import torch
 from nltool.devices import resolve_device
 from nltool.inference.backends.base import Backend
 from nltool.inference.backends.torch_options import (
+    COMPILE_DYNAMIC,
+    COMPILE_OPTIONS,
     RECOMPILE_LIMIT,
-    Precision,
     autocast_dtype,
-    compile_dynamic,
-    compile_options,
     point_inductor_cache,
     use_channels_last,
 )
+from nltool.inference.config import Precision
 from nltool.models import NLLinkNet, Pairwise, load_checkpoint
 from nltool.models.probability import ProbabilityModel
 
@@ -50,7 +50,7 @@ class TorchBackend(Backend):
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.compiled = compile
-        self.net = compile_model(net, self.device.type) if compile else net
+        self.net = compile_model(net) if compile else net
         self.source = source
         self.config = model.config
 
@@ -82,12 +82,11 @@ class TorchBackend(Backend):
                 "precision": self.precision, "compiled": self.compiled, "channels_last": self.channels_last}
 
 
-def compile_model(net: torch.nn.Module, device_type: str, dynamic: bool | None = None) -> torch.nn.Module:
-    """``torch.compile`` with inductor for inference on ``device_type``, its disk cache in nltool's
-    cache folder; compiling happens lazily on the first call of each input shape. ``dynamic``
-    defaults to :func:`compile_dynamic` (benchmarks pass others to compare)."""
+def compile_model(net: torch.nn.Module, dynamic: bool | None = COMPILE_DYNAMIC) -> torch.nn.Module:
+    """``torch.compile`` with inductor for inference (the same options on every device), its disk cache
+    in nltool's cache folder; compiling happens lazily on the first call of each input shape.
+    ``dynamic``: benchmarks pass others than :data:`COMPILE_DYNAMIC` to compare."""
     point_inductor_cache()
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     return torch.compile(net, backend="inductor",  # type: ignore[return-value]
-                         dynamic=compile_dynamic() if dynamic is None else dynamic,
-                         options=dict(compile_options(device_type)))
+                         dynamic=dynamic, options=dict(COMPILE_OPTIONS))

@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import Literal, get_args
+from types import MappingProxyType
 
 from nltool.cache import cache_dir
 from nltool.errors import BackendError
+from nltool.inference.config import Precision
+from nltool.inference.selection import backend_precisions
 
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = get_args(Precision)
+PRECISIONS: tuple[Precision, ...] = backend_precisions("torch")
+"""fp32, bf16, fp16 (CUDA only)."""
 
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 INDUCTOR_CACHE_SUBDIR = "torch-inductor"
@@ -54,22 +56,19 @@ def use_channels_last(device_type: str, precision: str) -> bool:
     return device_type == "cpu" or precision in ("bf16", "fp16")
 
 
-def compile_options(device_type: str) -> dict[str, bool]:
-    """Inductor options: ``freezing`` off on every device. Measured on the CPU (NL34 at 1024²): no
-    speed difference with it on (bf16, interleaved in one process), while the cold compile took 1.5×
-    and a warm start 1.6-1.9× as long, and it bypasses the AOTAutograd cache (``Cannot cache a graph
-    with freezing enabled``). Without it the weights are graph inputs: another checkpoint of the
-    same arch reuses the cached kernels."""
-    return {"freezing": False}
+COMPILE_OPTIONS: Mapping[str, bool] = MappingProxyType({"freezing": False})
+"""Inductor options: ``freezing`` off on every device. Measured on the CPU (NL34 at 1024²): no
+speed difference with it on (bf16, interleaved in one process), while the cold compile took 1.5×
+and a warm start 1.6-1.9× as long, and it bypasses the AOTAutograd cache (``Cannot cache a graph
+with freezing enabled``). Without it the weights are graph inputs: another checkpoint of the
+same arch reuses the cached kernels."""
 
-
-def compile_dynamic() -> bool | None:
-    """``dynamic`` for ``torch.compile``: ``None`` (automatic). The first shape compiles static; a
-    second shape recompiles once with only the changed dimensions symbolic (usually the batch: the
-    last batch of tiles, D4's 8·N), and later shapes reuse that graph, so an image of any size costs at
-    most a few compiles instead of one per shape (``dynamic=False``) or slower all-symbolic kernels
-    from the start (``dynamic=True``)."""
-    return None
+COMPILE_DYNAMIC: bool | None = None
+"""``dynamic`` for ``torch.compile``: ``None`` (automatic). The first shape compiles static; a
+second shape recompiles once with only the changed dimensions symbolic (usually the batch: the
+last batch of tiles, D4's 8·N), and later shapes reuse that graph, so an image of any size costs at
+most a few compiles instead of one per shape (``dynamic=False``) or slower all-symbolic kernels
+from the start (``dynamic=True``)."""
 
 
 def inductor_cache_dir(environ: Mapping[str, str], torch_default: str) -> Path:
