@@ -60,10 +60,10 @@ def _curve(a: np.ndarray, b: np.ndarray, bulge: float, step: float = 12.0) -> np
     return points
 
 
-def city(rng: np.random.Generator, tile: float) -> Network:
-    """An OSM-like street network filling a ``tile`` × ``tile`` m square (see the module)."""
-    xs = np.cumsum(rng.uniform(70, 170, 64)) - rng.uniform(0, 60)
-    ys = np.cumsum(rng.uniform(70, 170, 64)) - rng.uniform(0, 60)
+def city(rng: np.random.Generator, tile: float, blocks: tuple[float, float] = (70.0, 170.0)) -> Network:
+    """An OSM-like street network filling a ``tile`` × ``tile`` m square, blocks of ``blocks`` m (see the module)."""
+    xs = np.cumsum(rng.uniform(*blocks, 64)) - rng.uniform(0, 60)
+    ys = np.cumsum(rng.uniform(*blocks, 64)) - rng.uniform(0, 60)
     xs, ys = xs[xs < tile + 60], ys[ys < tile + 60]
     junction = {(i, j): np.array([x + rng.normal(0, 6), y + rng.normal(0, 6)])
                 for i, x in enumerate(xs) for j, y in enumerate(ys)}
@@ -274,6 +274,7 @@ class Pair:
     damage: Callable[[Network, np.random.Generator, float], Network]
     tile: float = 900.0
     fmt: str = "wgs84"
+    blocks: tuple[float, float] = (70.0, 170.0)
 
 
 def _mix(**counts: int) -> Callable[[Network, np.random.Generator, float], Network]:
@@ -326,7 +327,7 @@ def to_geojson(net: Network, fmt: str, tile: float) -> dict:
 def write_pair(pair: Pair, out: Path) -> tuple[Path, Path]:
     """Write ``<name>_truth.geojson`` and ``<name>_proposal.geojson`` into ``out``."""
     rng = np.random.default_rng(pair.seed)
-    truth = city(rng, pair.tile)
+    truth = city(rng, pair.tile, pair.blocks)
     proposal = clip(pair.damage(truth, rng, pair.tile), pair.tile)
     paths = out / f"{pair.name}_truth.geojson", out / f"{pair.name}_proposal.geojson"
     for net, path in zip((truth, proposal), paths, strict=True):
@@ -339,10 +340,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder to write the pairs into")
     parser.add_argument("--tile", type=float, help="write one pair of this tile size (m) instead of the set")
     parser.add_argument("--seed", type=int, default=0, help="seed of that one pair")
+    parser.add_argument("--blocks", type=float, nargs=2, default=(70.0, 170.0), metavar=("MIN", "MAX"),
+                        help="block sides (m) of that one pair's street grid")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    pairs = [Pair(f"city{int(args.tile)}m", args.seed, _mix(gaps=10, spurs=10, detours=6, missing=8, extra=8,
-                                                            shifted=4, junctions=6), args.tile)] if args.tile else PAIRS
+    damage = _mix(gaps=10, spurs=10, detours=6, missing=8, extra=8, shifted=4, junctions=6)
+    pairs = [Pair(f"city{int(args.tile)}m", args.seed, damage, args.tile, blocks=tuple(args.blocks))] \
+        if args.tile else PAIRS
     for pair in pairs:
         truth, proposal = write_pair(pair, args.out)
         print(f"{pair.name}: {truth} ({truth.stat().st_size // 1024} KiB), {proposal}")
