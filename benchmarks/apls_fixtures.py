@@ -1,6 +1,6 @@
 """Road-network pairs shaped like real city tiles, for checking nltool's APLS against SpaceNet's reference.
 
-    python -m benchmarks.apls_fixtures --out tests/data/apls            # the fixture set (8 pairs)
+    python -m benchmarks.apls_fixtures --out tests/data/apls            # the fixture set (9 pairs)
     python -m benchmarks.apls_fixtures --tile 2000 --out /tmp/city2km   # one 2 km x 2 km tile pair
 
 A *truth* is an OSM-like street network in a square tile: a perturbed grid of streets (blocks 70-170 m)
@@ -301,6 +301,8 @@ PAIRS = [
          1300.0),
     Pair("pixels", 7, _mix(gaps=4, detours=3, missing=3, extra=3, sigma_dm=8), 500.0, "pixel"),
     Pair("utm_crs", 8, _mix(gaps=4, spurs=4, missing=4, junctions=4, sigma_dm=10), fmt="utm"),
+    Pair("large_sampled", 9, _mix(gaps=6, spurs=6, detours=4, missing=6, extra=5, shifted=3, junctions=5, sigma_dm=8),
+         1100.0, blocks=(30.0, 65.0)),  # over 500 truth nodes: the reference's sampled path (make_graphs_yuge)
 ]
 
 
