@@ -1,26 +1,26 @@
-"""APLS (Average Path Length Similarity), the SpaceNet Roads metric, on NetworkX 3 graphs in metres.
+"""APLS (Average Path Length Similarity), the SpaceNet Roads metric: SpaceNet's standard by default.
 
-Reimplemented from CosmiQ Works' reference ``apls/apls.py`` (``make_graphs``,
-``create_graph_midpoints``, ``insert_control_points``, ``single_path_metric``,
-``path_sim_metric``, ``compute_apls_metric``):
+``variant="spacenet"`` (the default) is the metric as CosmiQ Works' reference ``apls/apls.py`` computes it,
+quirks included (:mod:`nltool.vectors.apls_spacenet` lists every step), with the defaults of its
+``main()``: ``linestring_delta_m`` 200, ``is_curved_eps`` 0.12, ``max_snap_dist_m`` 4,
+``min_path_length_m`` 0.001, ``max_control_points`` 500 (truths of 500 nodes or more are scored on a
+seeded sample of 500 nodes per graph). This is the number papers, challenges and leaderboards report.
 
-1. Control points: every node of each graph plus points inserted every ``linestring_delta_m``
-   along its edges (an edge shorter than 0.75 × delta gets none, one up to delta gets its
-   midpoint, a longer one evenly spaced points about delta apart).
-2. Each graph's control points are snapped onto the other graph (not onto its control-point
-   version), onto the nearest edge within ``max_snap_dist_m``; points farther away are missing.
-3. For every ordered pair of control points (a, b) connected in their own graph by a path of at
-   least ``min_path_length_m``: L = shortest path in the own graph, L' = shortest path between
-   the snapped points in the other graph; the pair scores min(1, |L - L'| / L), and 1 when a or b
-   did not snap or the other graph does not connect them.
-4. One direction's score is 1 - mean(pair scores) (0 without pairs); APLS is the harmonic mean
-   of truth→proposal and proposal→truth, 0 if either is 0 or either graph is empty.
+``variant="nltool"`` is nltool's own variant, **not** the standard metric (results say so), on graphs in
+metres from :func:`metric_graph` (lines split where they cross):
 
-Differences from the reference, all on purpose: control points go on straight edges too (the
-reference's ``is_curved_eps`` skipped them depending on the version's default); snapped points
-never rename or collide with the other graph's nodes (the reference could relabel a node twice);
-``min_path_length_m`` applies to every pair (the reference skipped it for unsnapped start
-nodes); graphs with more than ``max_control_points`` control points use a seeded sample of them.
+1. Control points: every node of each graph plus points every ``linestring_delta_m`` along *every*
+   edge (none under 0.75 × delta, the midpoint up to delta, else evenly spaced), straight or curved.
+2. Each graph's control points snap onto the nearest edge of the other graph within
+   ``max_snap_dist_m`` as new nodes that never rename or collide with the other graph's nodes.
+3. For every ordered pair of control points (a, b) joined in their own graph by a path of at least
+   ``min_path_length_m`` (whether or not a snapped): min(1, |L - L'| / L), 1 if a or b did not snap
+   or the other graph does not connect them.
+4. Direction score 1 - mean; APLS the harmonic mean of the two directions (0 if either is 0); more than
+   ``max_control_points`` control points: a seeded sample.
+
+Both variants use the same parameter defaults (the reference's); nltool's earlier numbers used
+``linestring_delta_m=50, min_path_length_m=10`` with the nltool variant.
 """
 
 from __future__ import annotations
@@ -32,17 +32,25 @@ from typing import Any
 import numpy as np
 
 from nltool.optional import require
-from nltool.vectors.settings import AplsSettings
+from nltool.vectors.settings import NLTOOL_VARIANT, STANDARD_VARIANT, AplsSettings
 
 SNAP_EPS_M = 1e-6
-"""A point projecting within this distance of an edge's end snaps onto that end's node."""
+"""A point projecting within this distance of an edge's end snaps onto that end's node (nltool variant)."""
 NODE_ROUND_M = 1e-3
-"""Line ends closer than this (after rounding) are one node when a graph is built from lines."""
+"""Line ends closer than this (after rounding) are one node when a graph is built from lines (nltool variant)."""
+
+
+def metric_name(variant: str) -> str:
+    """What a variant's numbers are, in words: the standard metric, or explicitly not."""
+    if variant == STANDARD_VARIANT:
+        return "SpaceNet APLS (standard: CosmiQ reference apls.py, main() defaults)"
+    return "nltool variant of APLS, NOT SpaceNet's standard metric (not comparable with published APLS)"
 
 
 @dataclass(frozen=True)
 class AplsResult:
-    """The total and both directions, with how many control points and paths each direction used."""
+    """The total and both directions, with how many control points and paths each direction used, and
+    which variant computed them."""
 
     apls: float
     truth_to_proposal: float
@@ -51,10 +59,37 @@ class AplsResult:
     proposal_control_points: int
     truth_paths: int
     proposal_paths: int
+    variant: str = STANDARD_VARIANT
+
+    @property
+    def metric(self) -> str:
+        """What the numbers are, in words (reports and the CLI print it)."""
+        return metric_name(self.variant)
+
+    def summary(self) -> str:
+        """One line: the total, both directions and the metric's name."""
+        return (f"APLS {self.apls:.4f} (truth->proposal {self.truth_to_proposal:.4f} over {self.truth_paths} paths, "
+                f"proposal->truth {self.proposal_to_truth:.4f} over {self.proposal_paths} paths) - {self.metric}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON reports."""
-        return asdict(self)
+        """Plain data for JSON reports (with ``standard`` and ``metric`` spelled out)."""
+        return {**asdict(self), "standard": self.variant == STANDARD_VARIANT, "metric": self.metric}
+
+
+def standard_apls(truth_lonlat: list[np.ndarray], proposal_lonlat: list[np.ndarray],
+                  settings: AplsSettings | None = None) -> AplsResult:
+    """SpaceNet's APLS of two networks given as lines in WGS 84 longitude/latitude (in file order: node
+    numbering, hence the reference's quirks, follows it)."""
+    from nltool.vectors.apls_spacenet import spacenet_apls
+
+    settings = settings or AplsSettings()
+    score = spacenet_apls(truth_lonlat, proposal_lonlat, linestring_delta_m=settings.linestring_delta_m,
+                          is_curved_eps=settings.is_curved_eps, max_snap_dist_m=settings.max_snap_dist_m,
+                          min_path_length_m=settings.min_path_length_m, max_nodes=settings.max_control_points,
+                          seed=settings.seed)
+    return AplsResult(score.apls, score.truth_to_proposal.score, score.proposal_to_truth.score,
+                      score.truth_control_points, score.proposal_control_points, score.truth_to_proposal.paths,
+                      score.proposal_to_truth.paths, STANDARD_VARIANT)
 
 
 def _nx() -> Any:
@@ -193,11 +228,12 @@ def direction_score(native: Any, controls: list[Any], other: Any, alias: dict[An
     return (1.0 - total / count, count) if count else (0.0, 0)
 
 
-def apls(truth: Any, proposal: Any, settings: AplsSettings | None = None) -> AplsResult:
-    """APLS of a proposal graph against a truth graph (both from :func:`metric_graph`, in metres)."""
-    settings = settings or AplsSettings()
+def nltool_apls(truth: Any, proposal: Any, settings: AplsSettings | None = None) -> AplsResult:
+    """nltool's variant (not the standard metric) of a proposal graph against a truth graph (both from
+    :func:`metric_graph`, in metres)."""
+    settings = settings or AplsSettings(variant=NLTOOL_VARIANT)
     if truth.number_of_edges() == 0 or proposal.number_of_edges() == 0:
-        return AplsResult(0.0, 0.0, 0.0, truth.number_of_nodes(), proposal.number_of_nodes(), 0, 0)
+        return AplsResult(0.0, 0.0, 0.0, truth.number_of_nodes(), proposal.number_of_nodes(), 0, 0, NLTOOL_VARIANT)
     truth_cp, truth_controls = with_control_points(truth, settings)
     proposal_cp, proposal_controls = with_control_points(proposal, settings)
     snap = settings.max_snap_dist_m
@@ -207,4 +243,4 @@ def apls(truth: Any, proposal: Any, settings: AplsSettings | None = None) -> Apl
     backward, backward_paths = direction_score(proposal_cp, proposal_controls, truth_prime, proposal_alias, settings)
     total = 2 * forward * backward / (forward + backward) if forward > 0 and backward > 0 else 0.0
     return AplsResult(total, forward, backward, len(truth_controls), len(proposal_controls), forward_paths,
-                      backward_paths)
+                      backward_paths, NLTOOL_VARIANT)

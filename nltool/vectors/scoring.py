@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 
 from nltool.errors import VectorError
-from nltool.vectors.apls import AplsResult, AplsSettings
+from nltool.vectors.apls import AplsResult, metric_name
 from nltool.vectors.compare import apls_between, network_lines
 from nltool.vectors.frame import RasterFrame
 from nltool.vectors.io import RoadLines, read_lines
-from nltool.vectors.settings import DEFAULT_PIXEL_SIZE_M, VectorizeSettings
+from nltool.vectors.settings import DEFAULT_PIXEL_SIZE_M, AplsSettings, VectorizeSettings
 from nltool.vectors.vectorize import vectorize_array
 
 MEAN_APLS_DEFINITION = (
-    "APLS (SpaceNet's Average Path Length Similarity) of each image's vectorized prediction against its truth "
+    "APLS (Average Path Length Similarity) of each image's vectorized prediction against its truth "
     "network, averaged over images; an image whose truth and prediction both have no road scores 1.0"
 )
 
@@ -68,7 +68,8 @@ class AplsScorer:
 
     def to_dict(self) -> dict[str, Any]:
         """The report section: the mean with its definition, settings and per-image results."""
-        return {"mean_apls_per_image": {"value": self.mean, "definition": MEAN_APLS_DEFINITION},
-                "settings": asdict(self.settings),
+        return {"mean_apls_per_image": {"value": self.mean,
+                                        "definition": f"{MEAN_APLS_DEFINITION}; {metric_name(self.settings.variant)}"},
+                "standard": self.settings.standard, "settings": asdict(self.settings),
                 "truth": "graphs" if self.graphs is not None else "masks",
                 "per_image": {k: (None if r is None else r.to_dict()) for k, r in self.per_image.items()}}

@@ -89,18 +89,39 @@ class PixelScale:
         return math.ceil(square_metres / (self.x * self.y))
 
 
+STANDARD_VARIANT = "spacenet"
+"""SpaceNet's APLS as CosmiQ's reference computes it: the default."""
+NLTOOL_VARIANT = "nltool"
+"""nltool's variant: control points on straight edges, no renaming, the length filter on every pair."""
+VARIANTS = (STANDARD_VARIANT, NLTOOL_VARIANT)
+
+
 @dataclass(frozen=True)
 class AplsSettings:
-    """SpaceNet's parameters (``make_graphs`` / ``compute_apls_metric`` defaults), plus the sampling seed."""
+    """Which APLS (``variant``) and its parameters; defaults are those of the reference's ``main()``
+    (see :mod:`nltool.vectors.apls`).
 
-    linestring_delta_m: float = 50.0
+    ``is_curved_eps`` only matters to the standard variant (edges straighter than this get no control
+    points along them); ``seed`` draws the control-point sample of large graphs.
+    """
+
+    variant: str = STANDARD_VARIANT
+    linestring_delta_m: float = 200.0
     max_snap_dist_m: float = 4.0
-    min_path_length_m: float = 10.0
+    min_path_length_m: float = 0.001
     max_control_points: int = 500
+    is_curved_eps: float = 0.12
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise VectorError(f"unknown APLS variant {self.variant!r}: choose {' or '.join(VARIANTS)}")
         if not (self.linestring_delta_m > 0 and self.max_snap_dist_m >= 0 and self.min_path_length_m >= 0):
             raise VectorError(f"APLS needs linestring_delta_m > 0 and non-negative snap and path limits, got {self}")
         if self.max_control_points < 2:
             raise VectorError(f"max_control_points must be at least 2, got {self.max_control_points}")
+
+    @property
+    def standard(self) -> bool:
+        """True for SpaceNet's standard metric."""
+        return self.variant == STANDARD_VARIANT

@@ -67,9 +67,11 @@ def owners() -> dict[tuple[str, str], Any]:
     table.update({("vectorize", option): getattr(VectorizeSettings, name) for option, name in vectorize.items()})
     table[("vectorize", "nodes")] = default_of(write_network, "nodes")
     apls = {"linestring_delta": "linestring_delta_m", "max_snap": "max_snap_dist_m",
-            "min_path": "min_path_length_m", "max_control_points": "max_control_points", "seed": "seed"}
+            "min_path": "min_path_length_m", "max_control_points": "max_control_points", "seed": "seed",
+            "variant": "variant"}
     table.update({("apls", option): getattr(AplsSettings, name) for option, name in apls.items()})
     table[("apls", "threshold")] = VectorizeSettings.threshold
+    table[("evaluate", "apls_variant")] = AplsSettings.variant
     table.update({("export", name): getattr(ExportRequest, name)
                   for name in ("onnx", "int8_keep_float", "opset", "workspace_gib", "device")})
     table.update({("export", name): getattr(EngineProfile, name)

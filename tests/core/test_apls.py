@@ -1,4 +1,5 @@
-"""APLS on hand-built graphs whose value is known exactly."""
+"""nltool's APLS variant (not the standard metric) on hand-built graphs whose value is known exactly,
+with the parameters nltool used before the standard became the default (50 m, 10 m)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ import pytest
 pytest.importorskip("shapely", reason="the [vector] extra (shapely, networkx) is not installed")
 
 from nltool.errors import VectorError
-from nltool.vectors.apls import AplsSettings, apls, metric_graph
+from nltool.vectors.apls import AplsResult, metric_graph, nltool_apls
+from nltool.vectors.settings import AplsSettings
+
+NLTOOL = AplsSettings(variant="nltool", linestring_delta_m=50, min_path_length_m=10)
 
 
 def _graph(*lines: list[tuple[float, float]]):
     return metric_graph([np.array(line, np.float64) for line in lines])
+
+
+def apls(truth, proposal, settings: AplsSettings = NLTOOL) -> AplsResult:
+    return nltool_apls(truth, proposal, settings)
 
 
 STRAIGHT = [(0.0, 0.0), (100.0, 0.0)]
@@ -44,7 +52,8 @@ def test_whole_road_twenty_percent_longer() -> None:
     linestring_delta 1000 m). Truth→proposal: |100 - 120| / 100 = 0.2 -> 0.8; proposal→truth:
     |120 - 100| / 120 = 1/6 -> 5/6; APLS = 2 · 0.8 · 5/6 / (0.8 + 5/6) = 0.8163265..."""
     bend = math.sqrt(60**2 - 50**2)
-    result = apls(_graph(STRAIGHT), _graph([(0, 0), (50, bend), (100, 0)]), AplsSettings(linestring_delta_m=1000))
+    settings = AplsSettings(variant="nltool", linestring_delta_m=1000, min_path_length_m=10)
+    result = apls(_graph(STRAIGHT), _graph([(0, 0), (50, bend), (100, 0)]), settings)
     assert result.truth_to_proposal == pytest.approx(0.8)
     assert result.proposal_to_truth == pytest.approx(5 / 6)
     assert result.apls == pytest.approx(2 * 0.8 * (5 / 6) / (0.8 + 5 / 6))
@@ -88,7 +97,7 @@ def test_crossing_lines_are_noded_into_a_junction() -> None:
 
 def test_control_point_sampling_is_seeded() -> None:
     long_road = _graph([(0, 0), (5000, 0)])
-    settings = AplsSettings(max_control_points=20, seed=3)
+    settings = AplsSettings(variant="nltool", linestring_delta_m=50, max_control_points=20, seed=3)
     first, second = apls(long_road, long_road, settings), apls(long_road, long_road, settings)
     assert first.truth_control_points == 20 and first == second
     assert first.apls == pytest.approx(1.0)
@@ -97,3 +106,11 @@ def test_control_point_sampling_is_seeded() -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(VectorError, match="linestring_delta_m > 0"):
         AplsSettings(linestring_delta_m=0)
+
+
+def test_results_say_which_metric_they_are() -> None:
+    result = apls(_graph(STRAIGHT), _graph(STRAIGHT))
+    assert result.variant == "nltool" and "NOT SpaceNet's standard" in result.summary()
+    assert result.to_dict()["standard"] is False
+    with pytest.raises(VectorError, match="unknown APLS variant"):
+        AplsSettings(variant="cosmiq")

@@ -35,7 +35,7 @@ from nltool.app.commands.options import (
 from nltool.devices import AUTO_DEVICE
 from nltool.progress import progress_bar
 from nltool.training.config import TrainConfig
-from nltool.vectors.settings import DEFAULT_PIXEL_SIZE_M, VectorizeSettings
+from nltool.vectors.settings import DEFAULT_PIXEL_SIZE_M, STANDARD_VARIANT, AplsSettings, VectorizeSettings
 
 DEFAULT_ARCH_OPT = Arch(TrainConfig.arch)
 DEFAULT_PAIRWISE_OPT = PairwiseOpt(TrainConfig.pairwise)
@@ -148,6 +148,8 @@ def evaluate(
                                                       "against the truth network.")] = False,
     graphs: Annotated[Path | None, typer.Option(help="Folder of truth networks <id>.geojson for --apls (default: "
                                                      "vectorize the truth masks).")] = None,
+    apls_variant: Annotated[str, typer.Option(help="APLS for --apls: spacenet (SpaceNet's standard) or nltool "
+                                                   "(nltool's variant, not standard).")] = STANDARD_VARIANT,
     pixel_size: PixelSizeOpt = DEFAULT_PIXEL_SIZE_M,
 ) -> None:
     """Score a model on labelled scenes: DeepGlobe road IoU (per image, averaged) and pooled IoU (and APLS)."""
@@ -168,7 +170,8 @@ def evaluate(
         if apls or graphs is not None:
             from nltool.vectors.scoring import AplsScorer
 
-            scorer = AplsScorer(graphs, vectorize=VectorizeSettings(threshold=threshold), pixel_size_m=pixel_size)
+            scorer = AplsScorer(graphs, AplsSettings(variant=apls_variant), VectorizeSettings(threshold=threshold),
+                                pixel_size_m=pixel_size)
         report = run_evaluation(pipeline, samples, data, json_path, progress=lambda n: bar.advance(task, n),
                                 apls=scorer)
     table = Table(title=f"{model.name} on {data} ({report['n_images']} scenes, tta {tta.value}, "
