@@ -125,6 +125,30 @@ def test_wide_road_drawn_at_an_angle_ends_in_one_dead_end_of_the_right_length() 
     assert network.total_length_m == pytest.approx(np.hypot(250, 180) * PIXEL, rel=0.02)
 
 
+def _buffered(size: tuple[int, int], line: list[tuple[float, float]], width: float, circle: float = 0.0) -> np.ndarray:
+    """A road buffered around its centre line (round caps, as SpaceNet's masks are made), with a turning
+    circle of radius ``circle`` at its last point."""
+    import shapely
+
+    shape = shapely.LineString(line).buffer(width / 2, quad_segs=16)
+    if circle:
+        shape = shape.union(shapely.Point(line[-1]).buffer(circle, quad_segs=16))
+    canvas = Image.new("1", size)
+    ImageDraw.Draw(canvas).polygon([tuple(p) for p in np.asarray(shape.exterior.coords) - 0.5], fill=1)
+    return np.asarray(canvas, bool)
+
+
+@pytest.mark.parametrize(("width", "angle", "circle"), [(16, 0, 0), (20, 50, 0), (13, 40, 20)])
+def test_rounded_road_ends_and_turning_circles_end_at_their_centre(width: float, angle: float, circle: float) -> None:
+    start = np.array([60.0, 100.0])
+    end = start + 250 * np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+    network = vectorize_array(_buffered((400, 400), [tuple(start), tuple(end)], width, circle))
+    assert _degrees(network) == [1, 1]
+    first, last = sorted((node.xy for node in network.nodes), key=lambda xy: xy[0])
+    assert np.hypot(*(first - start)) * PIXEL < 1.5  # not at the cap's far side, a half width (4-5 m) on
+    assert np.hypot(*(last - end)) * PIXEL < 1.5  # not at the turning circle's far side, 10 m on
+
+
 def test_small_blobs_are_dropped_and_short_pieces_too() -> None:
     mask = _road()
     mask[20:24, 20:24] = True  # 16 px = 4 m², under min_object_m2
