@@ -201,7 +201,7 @@ def _draw(size: int, roads: list[CityRoad]) -> np.ndarray:
 
 
 def truth_lines(roads: list[CityRoad], size: int) -> list[np.ndarray]:
-    """The roads' centre lines clipped to the image, in metres, noded: cut wherever two lines cross or
+    """The roads' centre lines clipped to the image, in pixels, noded: cut wherever two lines cross or
     one ends on another, so each line runs from junction to junction, as in SpaceNet's truth files
     (a graph built from the lines' end points, as the reference APLS builds it, then has every junction)."""
     shapely = _shapely()
@@ -209,5 +209,5 @@ def truth_lines(roads: list[CityRoad], size: int) -> list[np.ndarray]:
     ends = shapely.MultiPoint([p for g in geoms for p in (g.coords[0], g.coords[-1])])
     snapped = [shapely.snap(geom, ends, 0.01) for geom in geoms]  # a line ending on another meets a vertex of it
     clipped = shapely.clip_by_rect(shapely.node(shapely.MultiLineString(snapped)), 0, 0, size, size)
-    return [np.asarray(piece.coords) * PIXEL_SIZE_M for piece in getattr(clipped, "geoms", [clipped])
+    return [np.asarray(piece.coords) for piece in getattr(clipped, "geoms", [clipped])
             if not piece.is_empty and piece.length > 0]
