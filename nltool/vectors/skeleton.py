@@ -17,7 +17,8 @@ import numpy as np
 
 from nltool.errors import VectorError
 from nltool.optional import require
-from nltool.vectors.border import ImageEdges, distance_to_box, remove_padding_branches, straighten_edge_ends
+from nltool.vectors.border import (ImageEdges, PaddedMask, distance_to_box, remove_padding_branches,
+                                   straighten_edge_ends)
 from nltool.vectors.junctions import merge_close_junctions
 from nltool.vectors.pixelgraph import clip_graph, end_direction, median_radius, oriented, prune_spurs
 from nltool.vectors.settings import PixelScale, VectorizeSettings
@@ -94,8 +95,9 @@ def window_graph(window: Window, settings: VectorizeSettings, scale: PixelScale)
     remove_padding_branches(graph, edges)
     prune_spurs(graph, settings, scale)
     merge_close_junctions(graph, settings, scale)
-    straighten_edge_ends(graph, edges)
-    _extend_ends(graph, _PaddedMask(padded, distance, (pad, pad - window.y0)), width, window.image_height)
+    mask = PaddedMask(padded, distance, (pad, pad - window.y0))
+    straighten_edge_ends(graph, edges, mask)
+    _extend_ends(graph, mask, width, window.image_height)
     return graph
 
 
@@ -142,26 +144,7 @@ def _holds(pixels: np.ndarray, pixel: np.ndarray) -> bool:
     return bool((pixels == pixel).all(axis=1).any())
 
 
-@dataclass(frozen=True)
-class _PaddedMask:
-    """The padded window's road mask and distance transform; image pixel (col, row) is array
-    (row + offset[1], col + offset[0])."""
-
-    road: np.ndarray
-    distance: np.ndarray
-    offset: tuple[int, int]
-
-    def sample(self, points: np.ndarray, array: np.ndarray) -> np.ndarray:
-        """``array`` at the pixels holding each of the N×2 image points (0 outside the array)."""
-        cols = np.floor(points[:, 0]).astype(np.int64) + self.offset[0]
-        rows = np.floor(points[:, 1]).astype(np.int64) + self.offset[1]
-        inside = (rows >= 0) & (rows < array.shape[0]) & (cols >= 0) & (cols < array.shape[1])
-        values = np.zeros(len(points), array.dtype)
-        values[inside] = array[rows[inside], cols[inside]]
-        return values
-
-
-def _extend_ends(graph: Any, mask: _PaddedMask, width: int, height: int) -> None:
+def _extend_ends(graph: Any, mask: PaddedMask, width: int, height: int) -> None:
     """Straighten each dead end and put its end where the road's centre line ends: thinning bends the
     last half width of a skeleton towards a corner of the road's end and stops short of it. The bent
     tail (the last half width, the median distance transform along the line) is replaced by the
@@ -185,7 +168,7 @@ def _extend_ends(graph: Any, mask: _PaddedMask, width: int, height: int) -> None
         data["start"] = node
 
 
-def _road_end(mask: _PaddedMask, start: np.ndarray, direction: np.ndarray, limit: float, box: float) -> float:
+def _road_end(mask: PaddedMask, start: np.ndarray, direction: np.ndarray, limit: float, box: float) -> float:
     """Where a road's centre line ends along the ray from ``start`` (unit ``direction``), as a distance.
 
     The ray leaves the road at ``exit`` (sampled every ``RAY_STEP_PX`` up to ``limit``; the end is put

@@ -118,6 +118,18 @@ def test_wide_road_leaving_the_image_obliquely_ends_where_its_centre_line_does()
     assert edge_end == pytest.approx((300, 244.3), abs=1.5)
 
 
+@pytest.mark.parametrize("angle", [12, 20])
+def test_road_leaving_the_image_at_a_shallow_angle_reaches_the_edge_where_its_centre_line_does(angle: float) -> None:
+    along = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))])  # ``angle`` off the edge x = 300
+    crossing = np.array([300.0, 150.0])
+    mask = _buffered((300, 300), [tuple(crossing - 140 * along), tuple(crossing + 60 * along)], 20)
+    network = vectorize_array(mask)
+    assert _degrees(network) == [1, 1]
+    edge_end = max((node.xy for node in network.nodes), key=lambda xy: xy[0])
+    assert edge_end[0] == pytest.approx(300)
+    assert abs(edge_end[1] - crossing[1]) * PIXEL < 3.0  # before: 8-17 m short, bent towards the edge
+
+
 def test_wide_road_drawn_at_an_angle_ends_in_one_dead_end_of_the_right_length() -> None:
     mask = _drawn((500, 400), [[(150, 120), (400, 300)]], 31)  # butt ends across the road
     network = vectorize_array(mask)
