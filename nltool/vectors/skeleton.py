@@ -20,6 +20,7 @@ from nltool.optional import require
 from nltool.vectors.border import (ImageEdges, PaddedMask, distance_to_box, remove_padding_branches,
                                    straighten_edge_ends)
 from nltool.vectors.junctions import merge_close_junctions
+from nltool.vectors.meeting import place_junctions
 from nltool.vectors.pixelgraph import clip_graph, end_direction, median_radius, oriented, prune_spurs
 from nltool.vectors.settings import PixelScale, VectorizeSettings
 
@@ -96,6 +97,7 @@ def window_graph(window: Window, settings: VectorizeSettings, scale: PixelScale)
     prune_spurs(graph, settings, scale)
     merge_close_junctions(graph, settings, scale)
     mask = PaddedMask(padded, distance, (pad, pad - window.y0))
+    place_junctions(graph, mask)
     straighten_edge_ends(graph, edges, mask)
     _extend_ends(graph, mask, width, window.image_height)
     return graph

@@ -161,6 +161,44 @@ def test_rounded_road_ends_and_turning_circles_end_at_their_centre(width: float,
     assert np.hypot(*(last - end)) * PIXEL < 1.5  # not at the turning circle's far side, 10 m on
 
 
+@pytest.mark.parametrize("angle", [15, 25, 35])
+def test_road_leaving_another_at_a_shallow_angle_keeps_its_junction_where_the_centre_lines_meet(angle: float) -> None:
+    import shapely
+
+    junction = np.array([150.0, 250.0])
+    branch = junction + 300 * np.array([np.cos(np.radians(angle)), -np.sin(np.radians(angle))])
+    shape = shapely.union_all([shapely.LineString([(0, 250), (400, 250)]).buffer(8, quad_segs=16),
+                               shapely.LineString([tuple(junction), tuple(branch)]).buffer(8, quad_segs=16)])
+    canvas = Image.new("1", (400, 400))
+    ImageDraw.Draw(canvas).polygon([tuple(p) for p in np.asarray(shape.exterior.coords) - 0.5], fill=1)
+    network = vectorize_array(np.asarray(canvas, bool))
+    assert _degrees(network) == [1, 1, 1, 3]
+    (found,) = (node.xy for node in network.nodes if node.degree == 3)
+    assert np.hypot(*(found - junction)) * PIXEL < 1.5  # before: 7-25 m along the shared pavement
+
+
+def test_roundabout_stays_a_loop_with_its_four_junctions_in_place() -> None:
+    import shapely
+
+    centre, radius = np.array([200.0, 200.0]), 40.0
+    directions = [np.array(d, float) for d in ((1, 0), (0, 1), (-1, 0), (0, -1))]
+    shapes = [shapely.Point(*centre).buffer(radius + 9, quad_segs=32).difference(
+        shapely.Point(*centre).buffer(radius - 9, quad_segs=32))]
+    shapes += [shapely.LineString([tuple(centre + radius * d), tuple(centre + 200 * d)]).buffer(7) for d in directions]
+    ring = shapely.union_all(shapes)
+    canvas = Image.new("1", (400, 400))
+    draw = ImageDraw.Draw(canvas)
+    draw.polygon([tuple(p) for p in np.asarray(ring.exterior.coords) - 0.5], fill=1)
+    for hole in ring.interiors:
+        draw.polygon([tuple(p) for p in np.asarray(hole.coords) - 0.5], fill=0)
+    network = vectorize_array(np.asarray(canvas, bool))
+    assert _degrees(network) == [1, 1, 1, 1, 3, 3, 3, 3]
+    assert len(network.edges) == 8  # four legs and four arcs: the ring is kept
+    for d in directions:
+        nearest = min(np.hypot(*(node.xy - centre - radius * d)) for node in network.nodes if node.degree == 3)
+        assert nearest * PIXEL < 1.0
+
+
 def test_small_blobs_are_dropped_and_short_pieces_too() -> None:
     mask = _road()
     mask[20:24, 20:24] = True  # 16 px = 4 m², under min_object_m2
