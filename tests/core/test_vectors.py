@@ -199,6 +199,17 @@ def test_roundabout_stays_a_loop_with_its_four_junctions_in_place() -> None:
         assert nearest * PIXEL < 1.0
 
 
+@pytest.mark.parametrize("median", [6, 16])
+def test_street_crossing_a_dual_carriageway_makes_two_crossings(median: int) -> None:
+    offset = (16 + median) / 2  # two 8 m carriageways either side of a 3 m or 8 m median
+    mask = _drawn((400, 400), [[(0, 200 - offset), (400, 200 - offset)], [(0, 200 + offset), (400, 200 + offset)]], 16)
+    mask |= _drawn((400, 400), [[(200, 0), (200, 400)]], 14)
+    network = vectorize_array(mask)
+    assert _degrees(network) == [1, 1, 1, 1, 1, 1, 4, 4]  # before: one junction of degree 6 between them
+    crossings = sorted(node.xy[1] for node in network.nodes if node.degree == 4)
+    assert crossings == pytest.approx([200.5 - offset, 200.5 + offset], abs=2)
+
+
 def test_small_blobs_are_dropped_and_short_pieces_too() -> None:
     mask = _road()
     mask[20:24, 20:24] = True  # 16 px = 4 m², under min_object_m2
