@@ -15,6 +15,7 @@ it lives here rather than in ``nltool/``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -96,8 +97,8 @@ def _roundabout(lines: list[tuple[np.ndarray, float]], size: int, rng: np.random
     shapely = _shapely()
     geoms = [shapely.LineString(xy) for xy, _ in lines]
     crossings = []
-    for i, j in ((i, j) for i in range(len(geoms)) for j in range(i + 1, len(geoms))):
-        meet = geoms[i].intersection(geoms[j])
+    for a, b in itertools.combinations(geoms, 2):
+        meet = a.intersection(b)
         for point in getattr(meet, "geoms", [meet]):
             if isinstance(point, shapely.Point) and not point.is_empty:
                 crossings.append(np.array(point.coords[0]))
@@ -125,7 +126,7 @@ def _roundabout(lines: list[tuple[np.ndarray, float]], size: int, rng: np.random
     ring_width = _px(rng.uniform(8, 10))
     angles = sorted(angles)
     arcs = []
-    for a, b in zip(angles, angles[1:] + [angles[0] + 2 * math.pi], strict=True):
+    for a, b in zip(angles, [*angles[1:], angles[0] + 2 * math.pi], strict=True):
         t = np.linspace(a, b, max(3, int((b - a) * radius / 4)))
         t[0], t[-1] = a, b
         arc = centre + radius * np.stack([np.cos(t), np.sin(t)], axis=1)

@@ -7,8 +7,9 @@ grids with T-junctions, an arterial or a dual carriageway, a roundabout, cul-de-
 at shallow angles, roads leaving the image; 0.5 m/pixel, real road widths), vectorizes each
 ground-truth mask as ``nltool vectorize`` does (default settings, pixel coordinates), and scores
 the network against the centre lines clipped to the image with nltool's APLS (by default SpaceNet's
-standard metric, as CosmiQ's reference computes it; ``--variant nltool`` for nltool's own). Prints APLS, both directions, lengths and junction counts per scene, then the
-mean and the minimum. The goal is a mean of at least 0.92.
+standard metric, as CosmiQ's reference computes it; ``--variant nltool`` for nltool's own). Prints
+APLS, both directions, lengths and junction counts per scene, then the mean and the minimum. The
+goal is a mean of at least 0.92.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def main() -> None:
     settings = AplsSettings(variant=args.variant)
 
     rows = []
-    print(f"# {args.n} city scenes of {args.size}² (seed {args.seed}), {PIXEL_SIZE_M} m/px; {metric_name(args.variant)}")
+    print(f"# {args.n} city scenes of {args.size}² (seed {args.seed}), {PIXEL_SIZE_M} m/px; "
+          f"{metric_name(args.variant)}")
     print(f"{'scene':>5} {'APLS':>7} {'t->p':>7} {'p->t':>7} {'truth km':>9} {'vector km':>9} {'junctions':>9} "
           f"{'seconds':>8}")
     for index in range(args.n):

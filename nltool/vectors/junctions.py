@@ -20,12 +20,12 @@ import numpy as np
 from nltool.optional import require
 from nltool.vectors.meeting import arm, meeting_point
 from nltool.vectors.pixelgraph import length_m, merge_chains, oriented
+from nltool.vectors.settings import PixelScale, VectorizeSettings
 
 MEET_PX = 2.0
 MEET_RADII = 0.75
 """The roads leaving a cluster of junctions meet at one point when their lines pass within this many of
 its largest junction radius of that point (and at least within ``MEET_PX``)."""
-from nltool.vectors.settings import PixelScale, VectorizeSettings
 
 
 def _is_junction(graph: Any, node: Any) -> bool:

@@ -84,9 +84,11 @@ def meeting_point(arms: list[Arm]) -> tuple[np.ndarray, float] | None:
 
 def _distance(point: np.ndarray, xy: np.ndarray) -> float:
     """Distance from a point to an N×2 polyline."""
+    if len(xy) < 2:
+        return float(np.hypot(*(xy[0] - point)))
     start, step = xy[:-1], np.diff(xy, axis=0)
     t = np.clip(((point - start) * step).sum(axis=1) / np.maximum((step ** 2).sum(axis=1), 1e-12), 0.0, 1.0)
-    return float(np.hypot(*(start + t[:, None] * step - point).T).min()) if len(step) else float(np.hypot(*(xy[0] - point)))
+    return float(np.hypot(*(start + t[:, None] * step - point).T).min())
 
 
 def _led_from(point: np.ndarray, a: Arm) -> tuple[np.ndarray, np.ndarray]:

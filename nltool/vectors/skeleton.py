@@ -17,8 +17,7 @@ import numpy as np
 
 from nltool.errors import VectorError
 from nltool.optional import require
-from nltool.vectors.border import (ImageEdges, PaddedMask, distance_to_box, remove_padding_branches,
-                                   straighten_edge_ends)
+from nltool.vectors.border import ImageEdges, PaddedMask, distance_to_box, remove_padding_branches, straighten_edge_ends
 from nltool.vectors.junctions import merge_close_junctions
 from nltool.vectors.meeting import place_junctions
 from nltool.vectors.pixelgraph import clip_graph, end_direction, median_radius, oriented, prune_spurs
