@@ -44,20 +44,24 @@ def main() -> None:
     print(f"# {args.n} city scenes of {args.size}² (seed {args.seed}), {PIXEL_SIZE_M} m/px; "
           f"{metric_name(args.variant)}")
     print(f"{'scene':>5} {'APLS':>7} {'t->p':>7} {'p->t':>7} {'truth km':>9} {'vector km':>9} {'junctions':>9} "
-          f"{'seconds':>8}")
+          f"{'vec s':>6} {'APLS s':>6}")
     for index in range(args.n):
         mask, roads = city_scene(args.size, scene_rng(args.seed, index))
         started = time.perf_counter()
         network = vectorize_array(mask, RasterFrame(args.size, args.size, assumed_pixel_size_m=PIXEL_SIZE_M))
         seconds = time.perf_counter() - started
         truth = truth_lines(roads, args.size)
+        started = time.perf_counter()
         result = apls_between(RoadLines(truth, None, (PIXEL_SIZE_M, PIXEL_SIZE_M)),
                               network_lines(network), settings)
+        apls_seconds = time.perf_counter() - started
         truth_km = sum(float(np.hypot(*np.diff(line, axis=0).T).sum()) for line in truth) * PIXEL_SIZE_M / 1000
         rows.append({"scene": index, **result.to_dict(), "truth_km": truth_km,
-                     "vector_km": network.total_length_m / 1000, "junctions": network.junctions, "seconds": seconds})
+                     "vector_km": network.total_length_m / 1000, "junctions": network.junctions, "seconds": seconds,
+                     "apls_seconds": apls_seconds})
         print(f"{index:>5} {result.apls:>7.4f} {result.truth_to_proposal:>7.4f} {result.proposal_to_truth:>7.4f} "
-              f"{truth_km:>9.3f} {network.total_length_m / 1000:>9.3f} {network.junctions:>9} {seconds:>8.2f}",
+              f"{truth_km:>9.3f} {network.total_length_m / 1000:>9.3f} {network.junctions:>9} {seconds:>6.2f} "
+              f"{apls_seconds:>6.2f}",
               flush=True)
     values = [row["apls"] for row in rows]
     print(f"mean APLS {statistics.fmean(values):.4f}, min {min(values):.4f}, "
