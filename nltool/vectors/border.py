@@ -20,6 +20,32 @@ from nltool.vectors.pixelgraph import DIRECTION_REACH_PX, merge_chains, oriented
 
 EDGE_EPS_PX = 1e-6
 """A node this close to an image edge lies on it."""
+CONTINUATION_STEP_PX = 0.5
+"""Sampling step along a straight continuation checked against the mask."""
+
+
+@dataclass(frozen=True)
+class PaddedMask:
+    """A window's road mask padded by repeating its border, and its distance transform; image pixel
+    (col, row) is array element (row + offset[1], col + offset[0])."""
+
+    road: np.ndarray
+    distance: np.ndarray
+    offset: tuple[int, int]
+
+    def sample(self, points: np.ndarray, array: np.ndarray) -> np.ndarray:
+        """``array`` (``road`` or ``distance``) at the pixels holding each of the N×2 image points (0 outside it)."""
+        cols = np.floor(points[:, 0]).astype(np.int64) + self.offset[0]
+        rows = np.floor(points[:, 1]).astype(np.int64) + self.offset[1]
+        inside = (rows >= 0) & (rows < array.shape[0]) & (cols >= 0) & (cols < array.shape[1])
+        values = np.zeros(len(points), array.dtype)
+        values[inside] = array[rows[inside], cols[inside]]
+        return values
+
+    def on_road(self, start: np.ndarray, end: np.ndarray) -> bool:
+        """Whether the segment from ``start`` to ``end`` runs on road pixels all the way."""
+        steps = np.linspace(0.0, 1.0, max(2, int(np.hypot(*(end - start)) / CONTINUATION_STEP_PX) + 1))
+        return bool(self.sample(start[None] + steps[:, None] * (end - start)[None], self.road).all())
 
 
 @dataclass(frozen=True)
@@ -83,12 +109,14 @@ def remove_padding_branches(graph: Any, edges: ImageEdges) -> int:
     return len(doomed)
 
 
-def straighten_edge_ends(graph: Any, edges: ImageEdges) -> int:
+def straighten_edge_ends(graph: Any, edges: ImageEdges, mask: PaddedMask) -> int:
     """Replace the part of each line ending at the image's edge that the padding decided by the straight
     continuation of the line before it, up to the edge; returns how many lines changed.
 
     A line is left alone when it has no part the padding did not decide, or when the continuation
-    would run much farther than the replaced part (the line turns away from the edge).
+    would run much farther than the replaced part and off the road in ``mask`` (the line turns away
+    from the edge). A road meeting the edge at a shallow angle has a long padding-decided part (its
+    half width over the sine of the angle), but its continuation stays on the road.
     """
     changed = 0
     for node in _edge_ends(graph, edges):
@@ -100,7 +128,7 @@ def straighten_edge_ends(graph: Any, edges: ImageEdges) -> int:
             continue
         tail = xy[first:]
         along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(tail, axis=0).T))])
-        back = min(int(np.searchsorted(along, max(DIRECTION_REACH_PX, 2 * float(dt[first])))), len(tail) - 1)
+        back = min(int(np.searchsorted(along, max(DIRECTION_REACH_PX, 4 * float(dt[first])))), len(tail) - 1)
         vector = tail[0] - tail[back]
         if not vector.any():
             continue
@@ -108,9 +136,9 @@ def straighten_edge_ends(graph: Any, edges: ImageEdges) -> int:
         anchor = tail[0]
         reach = distance_to_box(anchor, direction, edges.width, edges.height)
         replaced = float(np.hypot(*np.diff(xy[:first + 1], axis=0).T).sum())
-        if reach > replaced + 3 * float(dt[first]):
-            continue
         tip = anchor + direction * reach
+        if reach > replaced + 3 * float(dt[first]) and not mask.on_road(anchor, tip):
+            continue
         graph.nodes[node]["xy"] = tip
         data["xy"] = np.concatenate([tip[None], tail])
         data["dt"] = np.concatenate([[np.nan], dt[first:]])

@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 
 from nltool.optional import require
+from nltool.vectors.meeting import arm, meeting_point
 from nltool.vectors.pixelgraph import length_m, merge_chains, oriented
 from nltool.vectors.settings import PixelScale, VectorizeSettings
+
+MEET_PX = 2.0
+MEET_RADII = 0.75
+"""The roads leaving a cluster of junctions meet at one point when their lines pass within this many of
+its largest junction radius of that point (and at least within ``MEET_PX``)."""
 
 
 def _is_junction(graph: Any, node: Any) -> bool:
@@ -43,7 +49,22 @@ def junction_clusters(graph: Any, settings: VectorizeSettings, scale: PixelScale
             continue
         if _is_short_link(graph, u, v, data["xy"], settings, scale):
             links.add_edge(u, v)
-    return [set(c) for c in nx.connected_components(links)]
+    return [set(c) for c in nx.connected_components(links) if _one_crossing(graph, c)]
+
+
+def _one_crossing(graph: Any, cluster: set[Any]) -> bool:
+    """Whether the roads leaving a cluster meet at one point (their lines pass within ``MEET_RADII`` of the
+    largest junction radius of it, at least ``MEET_PX``): true of the junctions thinning makes where
+    wide roads cross, false where a street crosses both carriageways of a dual carriageway (two
+    crossings a carriageway and a median apart: the lines miss the middle by about a junction radius)."""
+    arms = []
+    for member in cluster:
+        for _, other, data in graph.edges(member, data=True):
+            if other not in cluster:
+                arms.append(arm(*oriented(data, member)))
+    found = meeting_point([a for a in arms if a is not None])
+    radius = max(graph.nodes[n]["radius"] for n in cluster)
+    return found is None or found[1] <= max(MEET_PX, MEET_RADII * radius)
 
 
 def _inside(points: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:

@@ -17,8 +17,9 @@ import numpy as np
 
 from nltool.errors import VectorError
 from nltool.optional import require
-from nltool.vectors.border import ImageEdges, distance_to_box, remove_padding_branches, straighten_edge_ends
+from nltool.vectors.border import ImageEdges, PaddedMask, distance_to_box, remove_padding_branches, straighten_edge_ends
 from nltool.vectors.junctions import merge_close_junctions
+from nltool.vectors.meeting import place_junctions
 from nltool.vectors.pixelgraph import clip_graph, end_direction, median_radius, oriented, prune_spurs
 from nltool.vectors.settings import PixelScale, VectorizeSettings
 
@@ -30,6 +31,11 @@ BORDER_PAD_PX = 32
 """At least this many pixels of border are repeated around a window before thinning."""
 RAY_STEP_PX = 0.25
 """Sampling step of the ray that finds where a dead end's road ends."""
+ROUND_END_MIN_PX = 2.0
+"""A road end narrower than this radius (pixels) is not tested for being rounded."""
+ROUND_END_TOLERANCE_PX = 1.0
+"""How far (pixels) the distance transform, sampled on the pixel grid, may fall short of the distance
+to a rounded end's exit at the end's centre (it runs tangent to it there)."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +95,10 @@ def window_graph(window: Window, settings: VectorizeSettings, scale: PixelScale)
     remove_padding_branches(graph, edges)
     prune_spurs(graph, settings, scale)
     merge_close_junctions(graph, settings, scale)
-    straighten_edge_ends(graph, edges)
-    _extend_ends(graph, padded, (pad, pad - window.y0), width, window.image_height)
+    mask = PaddedMask(padded, distance, (pad, pad - window.y0))
+    place_junctions(graph, mask)
+    straighten_edge_ends(graph, edges, mask)
+    _extend_ends(graph, mask, width, window.image_height)
     return graph
 
 
@@ -137,12 +145,12 @@ def _holds(pixels: np.ndarray, pixel: np.ndarray) -> bool:
     return bool((pixels == pixel).all(axis=1).any())
 
 
-def _extend_ends(graph: Any, padded: np.ndarray, offset: tuple[int, int], width: int, height: int) -> None:
-    """Straighten and lengthen each dead end so the line reaches the road's end: thinning bends the
+def _extend_ends(graph: Any, mask: PaddedMask, width: int, height: int) -> None:
+    """Straighten each dead end and put its end where the road's centre line ends: thinning bends the
     last half width of a skeleton towards a corner of the road's end and stops short of it. The bent
     tail (the last half width, the median distance transform along the line) is replaced by the
-    straight continuation of the line before it, up to where that ray leaves the road in the mask
-    (``padded``, indexed by image pixel + ``offset``) or the image. Ends at a cut are left alone."""
+    straight continuation of the line before it, up to where the road ends along that ray
+    (:func:`_road_end`) or the image does. Ends at a cut are left alone."""
     for node in list(graph.nodes):
         if graph.degree(node) != 1 or graph.nodes[node]["cut"] or graph.has_edge(node, node):
             continue
@@ -153,24 +161,42 @@ def _extend_ends(graph: Any, padded: np.ndarray, offset: tuple[int, int], width:
         if radius <= 0.5 or not direction.any():
             continue
         tail = float(np.hypot(*np.diff(xy[:anchor + 1], axis=0).T).sum())
-        limit = min(tail + 3 * radius, distance_to_box(xy[anchor], direction, width, height))
-        tip = xy[anchor] + direction * _road_reach(padded, offset, xy[anchor], direction, limit)
+        end_radius = max(radius, float(graph.nodes[node].get("radius", 0.0)))
+        box = distance_to_box(xy[anchor], direction, width, height)
+        tip = xy[anchor] + direction * _road_end(mask, xy[anchor], direction, min(tail + 3 * end_radius, box), box)
         graph.nodes[node]["xy"] = tip
         data["xy"], data["dt"] = np.concatenate([tip[None], xy[anchor:]]), np.concatenate([[np.nan], dt[anchor:]])
         data["start"] = node
 
 
-def _road_reach(padded: np.ndarray, offset: tuple[int, int], start: np.ndarray, direction: np.ndarray,
-                limit: float) -> float:
-    """How far a ray from ``start`` along the unit ``direction`` stays on road pixels, up to ``limit``
-    (sampled every ``RAY_STEP_PX``; the road's end is put halfway between the last road sample and the next)."""
+def _road_end(mask: PaddedMask, start: np.ndarray, direction: np.ndarray, limit: float, box: float) -> float:
+    """Where a road's centre line ends along the ray from ``start`` (unit ``direction``), as a distance.
+
+    The ray leaves the road at ``exit`` (sampled every ``RAY_STEP_PX`` up to ``limit``; the end is put
+    halfway between the last road sample and the next). A square end is that exit. A rounded end
+    (a round cap, a turning circle) ends at its circle's centre: the first point of the ray whose
+    distance transform reaches the exit. The end is rounded when the points a quarter of that
+    radius before the exit and three quarters of it to either side are off the road (they are inside a
+    square end). Ends reaching ``box`` (the image's edge) are square.
+    """
     steps = np.arange(0.0, limit, RAY_STEP_PX)
     points = start[None] + steps[:, None] * direction[None]
-    cols = np.floor(points[:, 0]).astype(np.int64) + offset[0]
-    rows = np.floor(points[:, 1]).astype(np.int64) + offset[1]
-    inside = (rows >= 0) & (rows < padded.shape[0]) & (cols >= 0) & (cols < padded.shape[1])
-    on_road = np.zeros(len(steps), bool)
-    on_road[inside] = padded[rows[inside], cols[inside]]
+    on_road = mask.sample(points, mask.road).astype(bool)
     if on_road.all():
         return limit
-    return max(0.0, float(steps[int(np.argmin(on_road))]) - RAY_STEP_PX / 2)
+    exit_ = max(0.0, float(steps[int(np.argmin(on_road))]) - RAY_STEP_PX / 2)
+    if exit_ >= box - RAY_STEP_PX:
+        return exit_
+    before = steps <= exit_
+    reached = np.flatnonzero(mask.sample(points[before], mask.distance) + ROUND_END_TOLERANCE_PX - 0.5
+                             >= exit_ - steps[before])
+    if not reached.size:
+        return exit_
+    centre = float(steps[reached[0]])
+    radius = exit_ - centre
+    if radius < ROUND_END_MIN_PX:
+        return exit_
+    normal = np.array([-direction[1], direction[0]])
+    probe = start + (exit_ - radius / 4) * direction
+    sides = np.stack([probe + 0.75 * radius * normal, probe - 0.75 * radius * normal])
+    return centre if not mask.sample(sides, mask.road).all() else exit_

@@ -118,11 +118,96 @@ def test_wide_road_leaving_the_image_obliquely_ends_where_its_centre_line_does()
     assert edge_end == pytest.approx((300, 244.3), abs=1.5)
 
 
+@pytest.mark.parametrize("angle", [12, 20])
+def test_road_leaving_the_image_at_a_shallow_angle_reaches_the_edge_where_its_centre_line_does(angle: float) -> None:
+    along = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))])  # ``angle`` off the edge x = 300
+    crossing = np.array([300.0, 150.0])
+    mask = _buffered((300, 300), [tuple(crossing - 140 * along), tuple(crossing + 60 * along)], 20)
+    network = vectorize_array(mask)
+    assert _degrees(network) == [1, 1]
+    edge_end = max((node.xy for node in network.nodes), key=lambda xy: xy[0])
+    assert edge_end[0] == pytest.approx(300)
+    assert abs(edge_end[1] - crossing[1]) * PIXEL < 3.0  # before: 8-17 m short, bent towards the edge
+
+
 def test_wide_road_drawn_at_an_angle_ends_in_one_dead_end_of_the_right_length() -> None:
     mask = _drawn((500, 400), [[(150, 120), (400, 300)]], 31)  # butt ends across the road
     network = vectorize_array(mask)
     assert _degrees(network) == [1, 1]
     assert network.total_length_m == pytest.approx(np.hypot(250, 180) * PIXEL, rel=0.02)
+
+
+def _buffered(size: tuple[int, int], line: list[tuple[float, float]], width: float, circle: float = 0.0) -> np.ndarray:
+    """A road buffered around its centre line (round caps, as SpaceNet's masks are made), with a turning
+    circle of radius ``circle`` at its last point."""
+    import shapely
+
+    shape = shapely.LineString(line).buffer(width / 2, quad_segs=16)
+    if circle:
+        shape = shape.union(shapely.Point(line[-1]).buffer(circle, quad_segs=16))
+    canvas = Image.new("1", size)
+    ImageDraw.Draw(canvas).polygon([tuple(p) for p in np.asarray(shape.exterior.coords) - 0.5], fill=1)
+    return np.asarray(canvas, bool)
+
+
+@pytest.mark.parametrize(("width", "angle", "circle"), [(16, 0, 0), (20, 50, 0), (13, 40, 20)])
+def test_rounded_road_ends_and_turning_circles_end_at_their_centre(width: float, angle: float, circle: float) -> None:
+    start = np.array([60.0, 100.0])
+    end = start + 250 * np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+    network = vectorize_array(_buffered((400, 400), [tuple(start), tuple(end)], width, circle))
+    assert _degrees(network) == [1, 1]
+    first, last = sorted((node.xy for node in network.nodes), key=lambda xy: xy[0])
+    assert np.hypot(*(first - start)) * PIXEL < 1.5  # not at the cap's far side, a half width (4-5 m) on
+    assert np.hypot(*(last - end)) * PIXEL < 1.5  # not at the turning circle's far side, 10 m on
+
+
+@pytest.mark.parametrize("angle", [15, 25, 35])
+def test_road_leaving_another_at_a_shallow_angle_keeps_its_junction_where_the_centre_lines_meet(angle: float) -> None:
+    import shapely
+
+    junction = np.array([150.0, 250.0])
+    branch = junction + 300 * np.array([np.cos(np.radians(angle)), -np.sin(np.radians(angle))])
+    shape = shapely.union_all([shapely.LineString([(0, 250), (400, 250)]).buffer(8, quad_segs=16),
+                               shapely.LineString([tuple(junction), tuple(branch)]).buffer(8, quad_segs=16)])
+    canvas = Image.new("1", (400, 400))
+    ImageDraw.Draw(canvas).polygon([tuple(p) for p in np.asarray(shape.exterior.coords) - 0.5], fill=1)
+    network = vectorize_array(np.asarray(canvas, bool))
+    assert _degrees(network) == [1, 1, 1, 3]
+    (found,) = (node.xy for node in network.nodes if node.degree == 3)
+    assert np.hypot(*(found - junction)) * PIXEL < 1.5  # before: 7-25 m along the shared pavement
+
+
+def test_roundabout_stays_a_loop_with_its_four_junctions_in_place() -> None:
+    import shapely
+
+    centre, radius = np.array([200.0, 200.0]), 40.0
+    directions = [np.array(d, float) for d in ((1, 0), (0, 1), (-1, 0), (0, -1))]
+    shapes = [shapely.Point(*centre).buffer(radius + 9, quad_segs=32).difference(
+        shapely.Point(*centre).buffer(radius - 9, quad_segs=32))]
+    shapes += [shapely.LineString([tuple(centre + radius * d), tuple(centre + 200 * d)]).buffer(7) for d in directions]
+    ring = shapely.union_all(shapes)
+    canvas = Image.new("1", (400, 400))
+    draw = ImageDraw.Draw(canvas)
+    draw.polygon([tuple(p) for p in np.asarray(ring.exterior.coords) - 0.5], fill=1)
+    for hole in ring.interiors:
+        draw.polygon([tuple(p) for p in np.asarray(hole.coords) - 0.5], fill=0)
+    network = vectorize_array(np.asarray(canvas, bool))
+    assert _degrees(network) == [1, 1, 1, 1, 3, 3, 3, 3]
+    assert len(network.edges) == 8  # four legs and four arcs: the ring is kept
+    for d in directions:
+        nearest = min(np.hypot(*(node.xy - centre - radius * d)) for node in network.nodes if node.degree == 3)
+        assert nearest * PIXEL < 1.0
+
+
+@pytest.mark.parametrize("median", [6, 16])
+def test_street_crossing_a_dual_carriageway_makes_two_crossings(median: int) -> None:
+    offset = (16 + median) / 2  # two 8 m carriageways either side of a 3 m or 8 m median
+    mask = _drawn((400, 400), [[(0, 200 - offset), (400, 200 - offset)], [(0, 200 + offset), (400, 200 + offset)]], 16)
+    mask |= _drawn((400, 400), [[(200, 0), (200, 400)]], 14)
+    network = vectorize_array(mask)
+    assert _degrees(network) == [1, 1, 1, 1, 1, 1, 4, 4]  # before: one junction of degree 6 between them
+    crossings = sorted(node.xy[1] for node in network.nodes if node.degree == 4)
+    assert crossings == pytest.approx([200.5 - offset, 200.5 + offset], abs=2)
 
 
 def test_small_blobs_are_dropped_and_short_pieces_too() -> None:
