@@ -54,6 +54,8 @@ OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
 """REST routes answered without the token: what Kubernetes' probes call."""
 OPEN_METHODS = ("ServerLive", "ServerReady")
 """The gRPC methods answered without the token."""
+MAX_HEADER_BYTES = 64 * 1024
+"""Requests with more header bytes than this are refused (431): the image goes in the body."""
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
 
@@ -294,7 +296,7 @@ class RoadModel:
 
 class GuardMiddleware:
     """ASGI middleware in front of KServe's app: the bearer token on every route but the health
-    probes (401), and the request size limit (413), before any body is handed to the model."""
+    probes (401), and the header (431) and body (413) size limits, before any body reaches the model."""
 
     def __init__(self, app: ASGIApp, token: str | None, max_body: int) -> None:
         self.app, self.token, self.max_body = app, token, max_body
@@ -303,6 +305,9 @@ class GuardMiddleware:
                        send: Callable[[dict], Awaitable[None]]) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if sum(len(key) + len(value) for key, value in scope["headers"]) > MAX_HEADER_BYTES:
+            await _refuse(send, 431, f"request headers above {MAX_HEADER_BYTES:,} bytes")
             return
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         if self.token and scope["path"] not in OPEN_PATHS and not authorized(headers.get("authorization"), self.token):
