@@ -26,15 +26,15 @@ from nltool.optional import available
 if not available("kserve"):
     pytest.skip("KServe's ModelServer (the [kserve] extra) is not installed", allow_module_level=True)
 pytest.importorskip("tritonclient.grpc", reason="tritonclient (the [oip-client] extra) is not installed")
-import requests  # noqa: E402
-import tritonclient.grpc as triton_grpc  # noqa: E402
-import tritonclient.http as triton_http  # noqa: E402
-from tritonclient.utils import InferenceServerException  # noqa: E402
+import requests
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+from tritonclient.utils import InferenceServerException
 
-from nltool.export.onnx_export import export_onnx  # noqa: E402
-from nltool.serving.client import KServeClient  # noqa: E402
-from nltool.serving.oip_client import OipClient  # noqa: E402
-from nltool.serving.server import LocalOipServer  # noqa: E402
+from nltool.export.onnx_export import export_onnx
+from nltool.serving.client import KServeClient
+from nltool.serving.oip_client import OipClient
+from nltool.serving.server import LocalOipServer
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
