@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -94,9 +95,10 @@ def manifests(artifact: Path, name: str, deployment: Deployment, settings: Servi
     if deployment.gpus:
         limits["nvidia.com/gpu"] = str(deployment.gpus)
     model_dir = MODEL_ROOT if deployment.storage_uri else IMAGE_MODELS
-    probe = {"httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT}, "initialDelaySeconds": 5,
+    probe: dict[str, Any] = {"httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT}, "initialDelaySeconds": 5,
              "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 30}
-    runtime = {
+    liveness: dict[str, Any] = {**probe, "httpGet": {"path": "/v2/health/live", "port": HTTP_PORT}}
+    runtime: dict[str, object] = {
         "apiVersion": "serving.kserve.io/v1alpha1",
         "kind": "ServingRuntime",
         "metadata": {"name": f"{name}-nltool"},
@@ -110,7 +112,7 @@ def manifests(artifact: Path, name: str, deployment: Deployment, settings: Servi
                 "args": serve_args(f"{model_dir}/{artifact.name}", name, settings),
                 "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
                 "readinessProbe": probe,
-                "livenessProbe": {**probe, "httpGet": {"path": "/v2/health/live", "port": HTTP_PORT}},
+                "livenessProbe": liveness,
             }],
         },
     }
@@ -122,7 +124,7 @@ def manifests(artifact: Path, name: str, deployment: Deployment, settings: Servi
     }
     if deployment.storage_uri:
         model["storageUri"] = deployment.storage_uri
-    service = {
+    service: dict[str, object] = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": name, "annotations": {"serving.kserve.io/enable-prometheus-scraping": "true"}},

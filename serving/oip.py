@@ -30,14 +30,14 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from nltool.errors import NltoolError
 from nltool.imagery import threshold_mask
 from nltool.optional import require
-from nltool.serving.package import size_limits
+from nltool.serving.package import check_artifact, size_limits
 from nltool.serving.service import Prediction, RoadService, load_served_backend, request_error
 from nltool.serving.settings import (
     REQUEST_OPTIONS,
@@ -46,6 +46,7 @@ from nltool.serving.settings import (
     ServingSettings,
     instance_answer,
     instance_request,
+    wants_summary,
 )
 
 INPUT = "image"
@@ -163,8 +164,6 @@ def binary_request(body: bytes, json_length: int, model_name: str) -> Any:
 def _outputs(request: Any, options: dict[str, str]) -> list[str]:
     """The outputs asked for: the requested ones, else ``mask`` (``geojson`` for format geojson) and
     ``summary`` when the request's ``summary`` parameter is true."""
-    from nltool.serving.settings import wants_summary
-
     if request.request_outputs:
         names = [output.name for output in request.request_outputs]
         unknown = sorted(set(names) - set(OUTPUTS))
@@ -193,105 +192,103 @@ def _binary(values: Sequence[bytes]) -> np.ndarray:
     return array
 
 
-class RoadModel:
-    """Factory of the ``kserve.Model`` subclass (kserve is imported only when a server starts)."""
+def road_model(name: str, services: list[RoadService]) -> Any:
+    """The ``kserve.Model`` serving ``services`` as ``name`` (kserve is imported only when a server starts)."""
+    model_base: Any = import_kserve().Model
+    from kserve.protocol.infer_type import InferOutput, InferResponse
 
-    @staticmethod
-    def create(name: str, services: list[RoadService]) -> Any:
-        kserve = import_kserve()
-        from kserve.protocol.infer_type import InferOutput, InferResponse
+    class NLLinkNetModel(model_base):
+        """Road masks for images of any size; ``services`` are the model instances taking turns."""
 
-        class NLLinkNetModel(kserve.Model):  # type: ignore[misc, name-defined]
-            """Road masks for images of any size; ``services`` are the model instances taking turns."""
+        def __init__(self) -> None:
+            super().__init__(name)
+            self.settings = services[0].settings
+            self._idle: asyncio.Queue[RoadService] | None = None
+            self.ready = True
 
-            def __init__(self) -> None:
-                super().__init__(name)
-                self.settings = services[0].settings
-                self._idle: asyncio.Queue[RoadService] | None = None
-                self.ready = True
+        def get_input_types(self) -> list[dict[str, Any]]:
+            return [{"name": INPUT, "datatype": "BYTES", "shape": [-1]},
+                    {"name": INPUT, "datatype": "UINT8", "shape": [-1, -1, -1, 3]}]
 
-            def get_input_types(self) -> list[dict[str, Any]]:
-                return [{"name": INPUT, "datatype": "BYTES", "shape": [-1]},
-                        {"name": INPUT, "datatype": "UINT8", "shape": [-1, -1, -1, 3]}]
+        def get_output_types(self) -> list[dict[str, Any]]:
+            return [{"name": "mask", "datatype": "BYTES", "shape": [-1]},
+                    {"name": "mask", "datatype": "UINT8", "shape": [-1, -1, -1]},
+                    {"name": "probability", "datatype": "FP32", "shape": [-1, -1, -1]},
+                    {"name": "geojson", "datatype": "BYTES", "shape": [-1]},
+                    {"name": "summary", "datatype": "BYTES", "shape": [-1]}]
 
-            def get_output_types(self) -> list[dict[str, Any]]:
-                return [{"name": "mask", "datatype": "BYTES", "shape": [-1]},
-                        {"name": "mask", "datatype": "UINT8", "shape": [-1, -1, -1]},
-                        {"name": "probability", "datatype": "FP32", "shape": [-1, -1, -1]},
-                        {"name": "geojson", "datatype": "BYTES", "shape": [-1]},
-                        {"name": "summary", "datatype": "BYTES", "shape": [-1]}]
-
-            async def _run(self, job: Callable[[RoadService], Any]) -> Any:
-                """``job`` on the first free model instance, in a worker thread."""
-                if self._idle is None:
-                    self._idle = asyncio.Queue()
-                    for service in services:
-                        self._idle.put_nowait(service)
-                service = await self._idle.get()
-                try:
-                    return await asyncio.get_running_loop().run_in_executor(None, job, service)
-                finally:
+        async def _run(self, job: Callable[[RoadService], Any]) -> Any:
+            """``job`` on the first free model instance, in a worker thread."""
+            if self._idle is None:
+                self._idle = asyncio.Queue()
+                for service in services:
                     self._idle.put_nowait(service)
+            service = await self._idle.get()
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, job, service)
+            finally:
+                self._idle.put_nowait(service)
 
-            async def predict(self, payload: Any, headers: dict[str, str] | None = None,
-                              response_headers: dict[str, str] | None = None) -> Any:
-                if isinstance(payload, dict):
-                    return await self._predict_v1(payload)
-                if not hasattr(payload, "inputs"):
-                    raise RequestError("send a JSON body: v1 {\"instances\": [...]} or an Open Inference "
-                                       "Protocol request to /v2/models/<name>/infer")
-                return await self._predict_v2(payload)
+        async def predict(self, payload: Any, headers: dict[str, str] | None = None,
+                          response_headers: dict[str, str] | None = None) -> Any:
+            if isinstance(payload, dict):
+                return await self._predict_v1(payload)
+            if not hasattr(payload, "inputs"):
+                raise RequestError("send a JSON body: v1 {\"instances\": [...]} or an Open Inference "
+                                   "Protocol request to /v2/models/<name>/infer")
+            return await self._predict_v2(payload)
 
-            async def _predict_v1(self, payload: dict[str, Any]) -> dict[str, Any]:
-                instances = payload.get("instances")
-                if not isinstance(instances, list) or not instances:
-                    raise RequestError("send {\"instances\": [{\"data\": \"<base64 image>\", ...options}]}")
-                requests = [instance_request(instance) for instance in instances]
+        async def _predict_v1(self, payload: dict[str, Any]) -> dict[str, Any]:
+            instances = payload.get("instances")
+            if not isinstance(instances, list) or not instances:
+                raise RequestError("send {\"instances\": [{\"data\": \"<base64 image>\", ...options}]}")
+            requests = [instance_request(instance) for instance in instances]
 
-                def answer(service: RoadService) -> None:
-                    for request in requests:
-                        service.serve(request)
+            def answer(service: RoadService) -> None:
+                for request in requests:
+                    service.serve(request)
 
-                await self._run(answer)
-                if len(requests) == 1 and requests[0].error is not None:
-                    raise requests[0].error
-                return {"predictions": [instance_answer(request) for request in requests]}
+            await self._run(answer)
+            if len(requests) == 1 and requests[0].error is not None:
+                raise requests[0].error
+            return {"predictions": [instance_answer(request) for request in requests]}
 
-            async def _predict_v2(self, request: Any) -> Any:
-                try:
-                    options = _text_parameters(request.parameters)
-                    wanted = _outputs(request, options)
-                    batch = _image_batch(request)
-                    if "geojson" in wanted:
-                        options["format"] = "geojson"
-                    keep = "probability" in wanted or (batch.dtype == np.uint8 and "mask" in wanted)
-                    images = [_image_bytes(image) for image in batch] if batch.dtype == np.object_ else list(batch)
-                    predictions: list[Prediction] = await self._run(
-                        lambda service: [service.predict(image, options, keep_probability=keep) for image in images])
-                except Exception as exc:
-                    raise request_error(exc) from exc
-                outputs = [self._output(output, batch, predictions) for output in wanted]
-                binary = request.from_grpc or request.use_binary_outputs or any(
-                    out.datatype == "BYTES" for out in outputs) or any(
-                    bool(out.binary_data) for out in request.request_outputs or [])
-                return InferResponse(response_id=request.id or str(uuid.uuid4()), model_name=name,
-                                     infer_outputs=outputs, use_binary_outputs=binary)
+        async def _predict_v2(self, request: Any) -> Any:
+            try:
+                options = _text_parameters(request.parameters)
+                wanted = _outputs(request, options)
+                batch = _image_batch(request)
+                if "geojson" in wanted:
+                    options["format"] = "geojson"
+                keep = "probability" in wanted or (batch.dtype == np.uint8 and "mask" in wanted)
+                images = [_image_bytes(image) for image in batch] if batch.dtype == np.object_ else list(batch)
+                predictions: list[Prediction] = await self._run(
+                    lambda service: [service.predict(image, options, keep_probability=keep) for image in images])
+            except Exception as exc:
+                raise request_error(exc) from exc
+            outputs = [self._output(output, batch, predictions) for output in wanted]
+            binary = request.from_grpc or request.use_binary_outputs or any(
+                out.datatype == "BYTES" for out in outputs) or any(
+                bool(out.binary_data) for out in request.request_outputs or [])
+            return InferResponse(response_id=request.id or str(uuid.uuid4()), model_name=name,
+                                 infer_outputs=outputs, use_binary_outputs=binary)
 
-            def _output(self, output: str, batch: np.ndarray, predictions: list[Prediction]) -> Any:
-                if output == "summary":
-                    data = _binary([json.dumps(p.summary).encode() for p in predictions])
-                elif output == "probability":
-                    data = np.stack([p.probability for p in predictions]).astype(np.float32)
-                elif output == "mask" and batch.dtype == np.uint8:
-                    data = np.stack([threshold_mask(p.probability, p.summary["threshold"]) for p in predictions])
-                else:  # the answer file: mask/probability PNG, TIFF, or the GeoJSON road network
-                    data = _binary([p.answer for p in predictions])
-                datatype = {np.dtype(np.float32): "FP32", np.dtype(np.uint8): "UINT8"}.get(data.dtype, "BYTES")
-                tensor = InferOutput(name=output, shape=list(data.shape), datatype=datatype)
-                tensor.set_data_from_numpy(data, binary_data=True)
-                return tensor
+        def _output(self, output: str, batch: np.ndarray, predictions: list[Prediction]) -> Any:
+            if output == "summary":
+                data = _binary([json.dumps(p.summary).encode() for p in predictions])
+            elif output == "probability":
+                data = np.stack([cast(np.ndarray, p.probability) for p in predictions]).astype(np.float32)
+            elif output == "mask" and batch.dtype == np.uint8:
+                data = np.stack([threshold_mask(cast(np.ndarray, p.probability), p.summary["threshold"])
+                                 for p in predictions])
+            else:  # the answer file: mask/probability PNG, TIFF, or the GeoJSON road network
+                data = _binary([p.answer for p in predictions])
+            datatype = {np.dtype(np.float32): "FP32", np.dtype(np.uint8): "UINT8"}.get(data.dtype, "BYTES")
+            tensor = InferOutput(name=output, shape=list(data.shape), datatype=datatype)
+            tensor.set_data_from_numpy(data, binary_data=True)
+            return tensor
 
-        return NLLinkNetModel()
+    return NLLinkNetModel()
 
 
 class GuardMiddleware:
@@ -363,7 +360,7 @@ def grpc_status(error: RequestError) -> Any:
 def build_server(options: ServeOptions, settings: ServingSettings, max_body: int) -> Any:
     """A ``kserve.ModelServer`` whose REST and gRPC servers bind ``options.host``, with the token and
     size checks and nltool's error statuses (kserve imported here, not at module import)."""
-    kserve = import_kserve()
+    server_base: Any = import_kserve().ModelServer
     import grpc
     from grpc import aio
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
@@ -376,7 +373,7 @@ def build_server(options: ServeOptions, settings: ServingSettings, max_body: int
     from kserve.protocol.rest.server import RESTServer
     from starlette.responses import JSONResponse
 
-    class StatusInterceptor(ExceptionToStatusInterceptor):  # type: ignore[misc]
+    class StatusInterceptor(ExceptionToStatusInterceptor):
         """nltool's errors as their gRPC statuses with the one-line message; the rest as kserve maps them."""
 
         async def handle_exception(self, ex: Exception, request_or_iterator: Any, context: Any,
@@ -385,7 +382,7 @@ def build_server(options: ServeOptions, settings: ServingSettings, max_body: int
                 await context.abort(grpc_status(ex), str(ex))
             await super().handle_exception(ex, request_or_iterator, context, method_name)
 
-    class TokenInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
+    class TokenInterceptor(aio.ServerInterceptor):
         """UNAUTHENTICATED for every method but the health checks without ``authorization: Bearer <token>``."""
 
         async def intercept_service(self, continuation: Any, details: Any) -> Any:
@@ -400,7 +397,7 @@ def build_server(options: ServeOptions, settings: ServingSettings, max_body: int
 
             return grpc.unary_unary_rpc_method_handler(deny)
 
-    class LoopbackGRPCServer(GRPCServer):  # type: ignore[misc]
+    class LoopbackGRPCServer(GRPCServer):
         """KServe's gRPC inference service on ``options.host`` only, with the token and status interceptors."""
 
         async def start(self, max_workers: int) -> None:
@@ -422,7 +419,7 @@ def build_server(options: ServeOptions, settings: ServingSettings, max_body: int
             return JSONResponse(status_code=error.status, content={"predictions": [answer]})
         return JSONResponse(status_code=error.status, content={"error": str(error)})
 
-    class BinaryDataPlane(DataPlane):  # type: ignore[misc]
+    class BinaryDataPlane(DataPlane):
         """KServe's data plane, decoding binary-extension REST requests with :func:`binary_request`."""
 
         def decode_inference_request(self, body: Any, headers: dict[str, str], model_name: str) -> Any:
@@ -434,7 +431,7 @@ def build_server(options: ServeOptions, settings: ServingSettings, max_body: int
                                    f"(the length of its JSON part); got {length or 'none'}")
             return binary_request(body, int(length), model_name)
 
-    class LoopbackModelServer(kserve.ModelServer):  # type: ignore[misc, name-defined]
+    class LoopbackModelServer(server_base):
         """KServe's ModelServer with both servers bound to ``options.host`` (KServe binds all interfaces)."""
 
         def start(self, models: list[Any]) -> None:
@@ -465,8 +462,6 @@ def build_server(options: ServeOptions, settings: ServingSettings, max_body: int
 
 def serve(artifact: Path, settings: ServingSettings, options: ServeOptions) -> None:
     """Load ``options.workers`` model instances of ``artifact``, then serve them until interrupted."""
-    from nltool.serving.package import check_artifact
-
     if options.workers < 1:
         raise NltoolError(f"--workers must be at least 1; got {options.workers}")
     check_artifact(artifact, settings)
@@ -481,5 +476,5 @@ def serve(artifact: Path, settings: ServingSettings, options: ServeOptions) -> N
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // options.workers))
     services = [RoadService(load_served_backend(artifact, settings, device), settings)
                 for _ in range(options.workers)]
-    server.start([RoadModel.create(options.name, services)])
+    server.start([road_model(options.name, services)])
 
