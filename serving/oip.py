@@ -27,7 +27,6 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent import futures
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
@@ -37,6 +36,7 @@ import numpy as np
 from nltool.errors import NltoolError
 from nltool.imagery import threshold_mask
 from nltool.optional import require
+from nltool.serving.oip_options import ServeOptions
 from nltool.serving.package import check_artifact, size_limits
 from nltool.serving.service import Prediction, RoadService, load_served_backend, request_error
 from nltool.serving.settings import (
@@ -58,20 +58,6 @@ OPEN_METHODS = ("ServerLive", "ServerReady")
 MAX_HEADER_BYTES = 64 * 1024
 """Requests with more header bytes than this are refused (431): the image goes in the body."""
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """Where and how ``nltool serve`` listens (every default is the CLI's)."""
-
-    name: str = "nllinknet"
-    host: str = "127.0.0.1"
-    http_port: int = 8080
-    grpc_port: int = 8081
-    workers: int = 1
-    """Model instances answering at the same time (each its own backend, as TorchServe's workers)."""
-    token: str | None = None
-    device: str = "auto"
 
 
 def import_kserve() -> ModuleType:
