@@ -177,8 +177,8 @@ def main() -> None:
                             rows.append(run_level(client, image, tta, concurrency, requests, references[tta],
                                                   args.size, kind))
                 finally:
-                    if isinstance(client, GrpcClient):
-                        client.close()
+                    if isinstance(client, GrpcClient) or hasattr(client, "close"):
+                        client.close()  # type: ignore[attr-defined]
 
     load_after = os.getloadavg()[0]
     weights = f"trained: {args.checkpoint}" if args.checkpoint else "random weights"

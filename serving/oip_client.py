@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from typing import Any
 
 import numpy as np
@@ -26,14 +27,26 @@ class OipClient(BaseClient):
         super().__init__(model, token, timeout, retries)
         self.target, self.grpc = target, grpc
         self._utils = require("tritonclient.utils", "the Open Inference Protocol client")
-        if grpc:
-            self._module: Any = require("tritonclient.grpc", "the Open Inference Protocol gRPC client")
-            self._client = self._module.InferenceServerClient(target)
-        else:
-            self._module = require("tritonclient.http", "the Open Inference Protocol REST client")
-            secure = target.startswith("https://")
-            self._client = self._module.InferenceServerClient(target.split("://", 1)[-1].rstrip("/"), ssl=secure,
-                                                              connection_timeout=timeout, network_timeout=timeout)
+        kind = "gRPC" if grpc else "REST"
+        self._module: Any = require(f"tritonclient.{'grpc' if grpc else 'http'}",
+                                    f"the Open Inference Protocol {kind} client")
+        self._local = threading.local()
+        self._opened: list[Any] = []
+
+    @property
+    def _client(self) -> Any:
+        """This thread's tritonclient client (its REST client runs on gevent and must not cross threads)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self.grpc:
+                client = self._module.InferenceServerClient(self.target)
+            else:
+                client = self._module.InferenceServerClient(
+                    self.target.split("://", 1)[-1].rstrip("/"), ssl=self.target.startswith("https://"),
+                    connection_timeout=self.timeout, network_timeout=self.timeout)
+            self._local.client = client
+            self._opened.append(client)
+        return client
 
     def _headers(self) -> dict[str, str]:
         if not self.token:
@@ -76,5 +89,7 @@ class OipClient(BaseClient):
         return False, b"", f"the server answered {status or 'an error'}: {message}"
 
     def close(self) -> None:
-        """Close the connection."""
-        self._client.close()
+        """Close the connections of every thread that sent a request."""
+        for client in self._opened:
+            client.close()
+        self._opened.clear()
