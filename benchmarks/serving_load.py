@@ -177,8 +177,9 @@ def main() -> None:
                             rows.append(run_level(client, image, tta, concurrency, requests, references[tta],
                                                   args.size, kind))
                 finally:
-                    if isinstance(client, GrpcClient) or hasattr(client, "close"):
-                        client.close()  # type: ignore[attr-defined]
+                    close = getattr(client, "close", None)  # the gRPC and OIP clients hold connections
+                    if close is not None:
+                        close()
 
     load_after = os.getloadavg()[0]
     weights = f"trained: {args.checkpoint}" if args.checkpoint else "random weights"
