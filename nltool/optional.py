@@ -25,6 +25,8 @@ EXTRAS: dict[str, str] = {
     "grpc_tools": "client",
     "google.rpc": "client",
     "ts": "serve",
+    "kserve": "kserve",
+    "tritonclient": "oip-client",
     "skimage": "vector",
     "sknw": "vector",
     "scipy": "vector",

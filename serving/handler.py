@@ -17,33 +17,24 @@ TorchServe's metrics API.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-from nltool.errors import ImageError, NltoolError
-from nltool.imagery import open_image, output_name
-from nltool.inference import InferencePipeline, load_backend
-from nltool.inference.backends.base import TimedBackend
-from nltool.inference.jobs import road_vectorizer, write_output
+from nltool.serving.service import RoadService, load_served_backend
 from nltool.serving.settings import (
     CONTENT_TYPES,
     REQUEST_OPTIONS,
-    InternalError,
     RequestError,
     ServingRequest,
     ServingSettings,
     decode_instance,
     instance_answer,
-    wants_summary,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,14 +55,7 @@ class NLLinkNetHandler(BaseHandler):
         if device == "cpu":  # workers share the cores instead of each grabbing all of them
             workers = max(1, int(config.get("minWorkers", 1)))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-        self.backend = load_backend(artifact, device=device, backend=self.settings.backend,
-                                    precision=self.settings.precision, compile=self.settings.compile,
-                                    arch=self.settings.arch,
-                                    pairwise=self.settings.pairwise,  # type: ignore[arg-type]
-                                    ort_tensorrt=self.settings.ort_tensorrt())
-        described = self.backend.describe()
-        choice = self.backend.choice.summary(artifact) if self.backend.choice else self.backend.name
-        logger.info("nltool backend %s on %s (%s)", choice, described.get("device"), described.get("providers", "-"))
+        self.service = RoadService(load_served_backend(artifact, self.settings, device), self.settings)
         self.initialized = True
 
     def _options(self, row: dict[str, Any], idx: int, headers: bool) -> dict[str, str]:
@@ -100,50 +84,10 @@ class NLLinkNetHandler(BaseHandler):
 
     def inference(self, requests: list[ServingRequest], *args: Any, **kwargs: Any) -> list[ServingRequest]:
         for idx, request in enumerate(requests):
+            self.service.serve(request)
             if request.error is None:
-                try:
-                    self._predict(request)
-                    self._add_metrics(request.summary, idx)  # type: ignore[arg-type]
-                except RequestError as exc:
-                    request.error = exc
-                except ImageError as exc:
-                    status = 413 if "above the limit" in str(exc) or "too large" in str(exc) else 400
-                    request.error = RequestError(str(exc), status)
-                except NltoolError as exc:
-                    request.error = RequestError(str(exc))
-                except Exception as exc:  # a failure of nltool itself: answer 500, keep the worker serving
-                    logger.exception("nltool failed on request %d", idx)
-                    request.error = InternalError(exc)
+                self._add_metrics(request.summary, idx)  # type: ignore[arg-type]
         return requests
-
-    def _predict(self, request: ServingRequest) -> None:
-        """Fill ``request``'s answer, format and summary (timings per stage, in seconds)."""
-        options = request.options or {}
-        config, request.fmt = self.settings.for_request(options)
-        want_summary = wants_summary(options)
-        backend = TimedBackend(self.backend)
-        pipeline = InferencePipeline(backend, config)
-        started = time.perf_counter()
-        with open_image(request.image, max_pixels=config.max_pixels) as reader, tempfile.TemporaryDirectory() as tmp:  # type: ignore[arg-type]
-            decoded = time.perf_counter()
-            mask_format = "png" if request.fmt == "geojson" else request.fmt
-            path = Path(tmp) / output_name(Path("request"), mask_format)  # type: ignore[arg-type]
-            vectorizer = road_vectorizer(pipeline, reader) if request.fmt == "geojson" else None
-            writer = write_output(pipeline, reader, path, mask_format, also=vectorizer)  # type: ignore[arg-type]
-            request.answer = (path.read_bytes() if vectorizer is None
-                              else json.dumps(vectorizer.finish().to_geojson()).encode())
-        total = time.perf_counter() - started
-        work = total - (decoded - started)
-        request.summary = {
-            "width": reader.width, "height": reader.height, "format": request.fmt,
-            "road_fraction": writer.road_fraction, "tiles": pipeline.num_tiles(reader.height, reader.width),
-            "backend_images": backend.images, "tta": config.tta, "threshold": config.threshold,
-            "seconds": {"decode": decoded - started, "backend": backend.seconds, "encode": writer.encode_seconds,
-                        "tiling": work - backend.seconds - writer.encode_seconds, "handler": total},
-        }
-        if want_summary:
-            request.summary["output_base64"] = base64.b64encode(request.answer).decode("ascii")
-            request.answer, request.fmt = json.dumps(request.summary).encode(), "json"
 
     def _add_metrics(self, summary: dict[str, Any], idx: int) -> None:
         """Tiles processed and per-stage latency, as TorchServe custom metrics (model_metrics.log)."""

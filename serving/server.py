@@ -1,4 +1,5 @@
-"""A local TorchServe process: start it on free loopback ports, wait until a model answers, stop it.
+"""Local servers: TorchServe, or ``nltool serve`` (:class:`LocalOipServer`), started on free loopback
+ports, waited for until a model answers, and stopped.
 
 The demo, the serving tests and the load benchmark all run a real TorchServe; this is the one place
 that knows how. TorchServe keeps its pid file in ``$TMPDIR`` and writes ``key_file.json`` and
@@ -14,7 +15,9 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType, TracebackType
 
@@ -54,18 +57,23 @@ def free_worker_port(workers: int = 1) -> int:
     raise ServerError(f"no free range of TorchServe worker sockets in {SOCKET_DIR}")
 
 
-def free_ports(workers: int = 1) -> Ports:
-    """Ports on 127.0.0.1 that were free a moment ago (inference, management, metrics, gRPC x2),
-    and a worker socket range no other TorchServe uses."""
-    sockets = [socket.socket() for _ in range(5)]
+def _free_loopback_ports(count: int) -> list[int]:
+    """``count`` ports on 127.0.0.1 that were free a moment ago."""
+    sockets = [socket.socket() for _ in range(count)]
     try:
         for s in sockets:
             s.bind(("127.0.0.1", 0))
-        inference, management, metrics, grpc_inference, grpc_management = (s.getsockname()[1] for s in sockets)
-        return Ports(inference, management, metrics, grpc_inference, grpc_management, free_worker_port(workers))
+        return [s.getsockname()[1] for s in sockets]
     finally:
         for s in sockets:
             s.close()
+
+
+def free_ports(workers: int = 1) -> Ports:
+    """Ports on 127.0.0.1 that were free a moment ago (inference, management, metrics, gRPC x2),
+    and a worker socket range no other TorchServe uses."""
+    inference, management, metrics, grpc_inference, grpc_management = _free_loopback_ports(5)
+    return Ports(inference, management, metrics, grpc_inference, grpc_management, free_worker_port(workers))
 
 
 class LocalTorchServe:
@@ -145,6 +153,69 @@ class LocalTorchServe:
             self.started = False
 
     def __enter__(self) -> LocalTorchServe:
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class LocalOipServer:
+    """``nltool serve`` in a child process on 127.0.0.1 (free ports unless given): started and
+    waited for by ``with``, stopped (SIGTERM, then kill) on exit. Its output goes to ``log``."""
+
+    def __init__(self, artifact: Path, log: Path, *, args: Sequence[str] = (), token: str | None = None,
+                 name: str = "nllinknet") -> None:
+        http, grpc = _free_loopback_ports(2)
+        self.name, self.token, self.log = name, token, Path(log)
+        self.url, self.grpc_target = f"http://127.0.0.1:{http}", f"127.0.0.1:{grpc}"
+        self.command = [sys.executable, "-m", "nltool", "serve", "--model", str(artifact), "--name", name,
+                        "--http-port", str(http), "--grpc-port", str(grpc), *args]
+        if token is not None:
+            token_file = self.log.with_suffix(".token")
+            token_file.write_text(token)
+            self.command += ["--token-file", str(token_file)]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server (returns before the model is loaded)."""
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, seconds: float = 180.0) -> None:
+        """Block until ``/v2/health/ready`` answers and the model answers a small request."""
+        from nltool.serving.client import KServeClient
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                break
+            try:
+                if KServeClient(self.url, self.name, self.token, timeout=60, retries=0).predict(PROBE):
+                    return
+            except NltoolError:
+                time.sleep(1)
+        tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else "(no log)"
+        raise ServerError(f"nltool serve did not become ready within {seconds:.0f} s; its log ends:\n{tail}")
+
+    def stop(self) -> None:
+        """SIGTERM, then kill after 30 s."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> LocalOipServer:
         try:
             self.start()
             self.wait_ready()

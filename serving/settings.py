@@ -153,6 +153,16 @@ def decode_instance(data: str, options: dict[str, str]) -> ServingRequest:
     return ServingRequest(image=image, options=options, json_answer=True)
 
 
+def instance_request(instance: Any) -> ServingRequest:
+    """One entry of a KServe v1 body's ``instances`` (``{"data": "<base64 image>", ...options}``) as a request."""
+    if not isinstance(instance, dict) or not isinstance(instance.get("data"), str):
+        error = RequestError("each instance must be {\"data\": \"<base64 image>\"} plus options (tta, threshold, "
+                             "format, summary)")
+        return ServingRequest(error=error, json_answer=True)
+    options = {name: str(instance[name]) for name in REQUEST_OPTIONS if instance.get(name) is not None}
+    return decode_instance(instance["data"], options)
+
+
 def instance_answer(request: ServingRequest) -> dict[str, Any]:
     """A KServe v1 prediction: the answer base64-encoded with its format (and the summary, if asked
     for), or the error as ``{"code", "type", "message"}``."""

@@ -1,7 +1,7 @@
 """The ``nltool`` command line: the Typer app, assembled from the command modules.
 
 Each command lives in :mod:`nltool.app.commands` (one module per command group: ``data``, ``train``
-(train, evaluate), ``export``, ``inference`` (predict, vectorize, apls), ``serving`` (package, client),
+(train, evaluate), ``export``, ``inference`` (predict, vectorize, apls), ``serving`` (package, serve, client),
 ``info`` (info, demo)); shared option types are in :mod:`nltool.app.commands.options`. Stage packages
 (training/, export/, serving/) are imported inside the commands that need them, so ``nltool --help``
 stays fast and the core never depends on a stage.
@@ -52,6 +52,7 @@ app.command("apls")(inference.apls_command)
 app.command()(export.export)
 app.command()(serving.package)
 app.command()(serving.client)
+app.command()(serving.serve)
 
 
 def _version_callback(value: bool) -> None:

@@ -37,6 +37,7 @@ def owners() -> dict[tuple[str, str], Any]:
     from nltool.inference import load_backend
     from nltool.serving.client import BaseClient
     from nltool.serving.kserve import Deployment
+    from nltool.serving.oip_options import ServeOptions
     from nltool.serving.package import Ports, package_model
     from nltool.serving.settings import ServingSettings
     from nltool.vectors.io import write_network
@@ -48,7 +49,8 @@ def owners() -> dict[tuple[str, str], Any]:
                  "batch_size": pipeline.batch_size, "max_pixels": pipeline.max_pixels,
                  "backend": default_of(load_backend, "backend"), "precision": default_of(load_backend, "precision"),
                  "device": AUTO_DEVICE}
-    without = {"predict": (), "evaluate": ("max_pixels",), "package": ("batch_size", "device")}
+    without = {"predict": (), "evaluate": ("max_pixels",), "package": ("batch_size", "device"),
+               "serve": ("batch_size",)}
     for command, absent in without.items():
         table.update({(command, name): value for name, value in inference.items() if name not in absent})
     table.update({(command, "pixel_size"): DEFAULT_PIXEL_SIZE_M for command in ("predict", "evaluate", "vectorize",
@@ -85,6 +87,9 @@ def owners() -> dict[tuple[str, str], Any]:
     table.update({("package", option): getattr(Ports, name) for option, name in ports.items()})
     table.update({("package", name): getattr(Deployment, name)
                   for name in ("cpu", "memory", "gpus", "min_replicas", "max_replicas")})
+    table.update({("serve", name): getattr(ServeOptions, name)
+                  for name in ("name", "host", "http_port", "grpc_port", "workers")})
+    table[("serve", "output_format")] = serving.format
     table.update({("client", "model_name"): default_of(BaseClient, "model"),
                   ("client", "timeout"): default_of(BaseClient, "timeout"),
                   ("client", "retries"): default_of(BaseClient, "retries"),
@@ -141,5 +146,5 @@ def test_every_option_default_is_its_owners() -> None:
 
 def test_the_walk_sees_every_command() -> None:
     commands = {command for command, _, _ in option_defaults()}
-    assert {"predict", "train", "evaluate", "vectorize", "apls", "export", "package", "client", "demo",
+    assert {"predict", "train", "evaluate", "vectorize", "apls", "export", "package", "client", "serve", "demo",
             "data synth", "data split"} <= commands
