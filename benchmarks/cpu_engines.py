@@ -2,11 +2,14 @@
 
     python -m benchmarks.cpu_engines --checkpoint CKPT --calib DIR --scenes DIR [--sizes 1024 2048] [--work DIR]
 
-Exports the checkpoint once (FP32 ONNX, and INT8 calibrated on ``--calib``), builds one image per
+Exports the checkpoint once (FP32 ONNX, INT8 calibrated on ``--calib``, and OpenVINO's
+accuracy-controlled INT8 IR where nncf is installed; a row whose export fails its gate is skipped
+with the export's message), builds one image per
 size as a mosaic of the held-out scenes in ``--scenes`` (the model's own kind of imagery, so the
-masks compared have roads in them), then runs ``nltool predict`` for each engine (torch eager and compiled, fp32
-and bf16; onnxruntime FP32 and INT8; OpenVINO FP32 and bf16 where installed), with and without
-D4, in a fresh process each, and the authors' D4 inference (``benchmarks.authors_d4``) at the
+masks compared have roads in them), then runs ``nltool predict`` for each engine (torch eager and
+compiled, fp32 and bf16; onnxruntime FP32 and INT8; OpenVINO FP32, bf16 and INT8 where installed;
+``--engines`` picks some), with and without D4, in a fresh process each, and the authors' D4
+inference (``benchmarks.authors_d4``) at the
 smallest size. Compiled engines run once untimed first (the compile cache makes later processes
 fast). Whole process = wall clock of the command; in-process = the seconds ``predict`` reports
 for the image (read, tiles, model, write); start-up = the difference (imports, model load). Mask
@@ -28,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from nltool.metrics import road_iou
-from nltool.optional import available
+from nltool.optional import EXTRAS, available
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ ENGINES = (
     Engine("onnxruntime int8", "int8", "onnxruntime"),
     Engine("openvino fp32", "onnx", "openvino", needs="openvino"),
     Engine("openvino bf16", "onnx", "openvino", "bf16", needs="openvino"),
+    Engine("openvino int8", "openvino-int8", "openvino", needs="nncf"),
 )
 REFERENCE = "onnxruntime fp32"
 SECONDS = re.compile(r", (\d+(?:\.\d+)?)s\)")
@@ -81,13 +85,26 @@ def timed(command: list[str]) -> tuple[float, str]:
     return seconds, done.stdout + done.stderr
 
 
-def export(checkpoint: Path, calib: Path, folder: Path) -> dict[str, Path]:
-    """model.onnx and model.int8.onnx of ``checkpoint`` (reused when already there)."""
+def export(checkpoint: Path, calib: Path, folder: Path, openvino_int8: bool) -> dict[str, Path]:
+    """model.onnx and model.int8.onnx of ``checkpoint``, and with ``openvino_int8`` the accuracy-controlled
+    OpenVINO IR (reused when already there; left out, with the export's message, when it fails its gate)."""
     files = {"checkpoint": checkpoint, "onnx": folder / "model.onnx", "int8": folder / "model.int8.onnx"}
     if not files["int8"].exists():
         seconds, _ = timed(nltool("export", "--checkpoint", str(checkpoint), "--out", str(folder), "--int8",
                                   "--calib", str(calib), "--force"))
         print(f"# export (onnx + int8): {seconds:.0f} s")
+    ir = folder / "openvino" / "model.int8.xml"
+    if openvino_int8 and not ir.exists():
+        started = time.perf_counter()
+        done = subprocess.run(nltool("export", "--checkpoint", str(checkpoint), "--out", str(ir.parent), "--int8",
+                                     "--calib", str(calib), "--int8-engine", "openvino", "--force"),
+                              capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        print(f"# export (openvino int8, accuracy control): {seconds:.0f} s, exit {done.returncode}")
+        if done.returncode != 0:
+            print("# " + (done.stdout + done.stderr).strip().splitlines()[-1])
+    if ir.exists():
+        files["openvino-int8"] = ir
     return files
 
 
@@ -132,8 +149,8 @@ def usable(engine: Engine) -> str | None:
     """Why ``engine`` cannot run here, or None."""
     from nltool.inference.selection import cpu_has_native_bf16
 
-    if engine.needs == "openvino" and not available("openvino"):
-        return "openvino is not installed (pip install 'nltool[openvino]')"
+    if engine.needs in ("openvino", "nncf") and not available(engine.needs):
+        return f"{engine.needs} is not installed (pip install 'nltool[{EXTRAS[engine.needs]}]')"
     if engine.precision == "bf16" and not cpu_has_native_bf16():
         return "this CPU has no native bf16"
     return None
@@ -147,17 +164,20 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--tta", nargs="+", default=["none", "d4"])
     parser.add_argument("--work", type=Path, default=None, help="keep exports and outputs here (default: temporary)")
+    parser.add_argument("--engines", nargs="+", default=None, help="only these engine labels (onnxruntime fp32, the "
+                        "reference, is always run)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="nltool-engines-"))
     work.mkdir(parents=True, exist_ok=True)
-    files = export(args.checkpoint, args.calib, work / "export")
+    wanted = [e for e in ENGINES if args.engines is None or e.label in args.engines or e.label == REFERENCE]
+    files = export(args.checkpoint, args.calib, work / "export", any(e.needs == "nncf" for e in wanted))
     images = {}
     for size in args.sizes:
         images[size] = work / f"scene{size}.png"
         Image.fromarray(mosaic(args.scenes, size)).save(images[size])
-    engines = [e for e in ENGINES if usable(e) is None]
-    for skipped in (e for e in ENGINES if usable(e) is not None):
-        print(f"# skipped {skipped.label}: {usable(skipped)}")
+    engines = [e for e in wanted if usable(e) is None and e.model in files]
+    for skipped in (e for e in wanted if e not in engines):
+        print(f"# skipped {skipped.label}: {usable(skipped) or 'its export failed (above)'}")
     runs: dict[tuple[str, int, str], Run] = {}
     for size in args.sizes:
         for tta in args.tta:
@@ -168,6 +188,8 @@ def main() -> None:
                 print(f"# {engine.label} {size}² tta {tta}: whole {run.whole:.2f} s, in-process {run.inside:.2f} s",
                       flush=True)
     smallest = min(args.sizes)
+    if "d4" not in args.tta:
+        sys.exit("the authors' D4 comparison needs --tta d4")
     authors_mask = work / "authors" / "mask.png"
     authors_mask.parent.mkdir(exist_ok=True)
     whole, text = timed([sys.executable, "-m", "benchmarks.authors_d4", str(args.checkpoint), str(images[smallest]),
@@ -190,10 +212,11 @@ def main() -> None:
         if tta == "d4" and size == smallest:
             print(f"- authors' D4 / {label} d4 at {size}²: {authors.whole / run.whole:.2f}×")
     largest = max(args.sizes)
-    if ("onnxruntime int8", largest, "none") in runs:
-        fp32, int8 = runs[REFERENCE, largest, "none"], runs["onnxruntime int8", largest, "none"]
-        print(f"- onnxruntime int8 vs fp32 at {largest}², tta none: whole {fp32.whole / int8.whole:.2f}×, "
-              f"in-process {fp32.inside / int8.inside:.2f}×")
+    for label in ("onnxruntime int8", "openvino int8"):
+        if (label, largest, "none") in runs:
+            fp32, int8 = runs[REFERENCE, largest, "none"], runs[label, largest, "none"]
+            print(f"- {label} vs onnxruntime fp32 at {largest}², tta none: whole {fp32.whole / int8.whole:.2f}×, "
+                  f"in-process {fp32.inside / int8.inside:.2f}×")
     print(f"\n# work folder: {work}")
 
 

@@ -5,8 +5,8 @@
 Exports the checkpoint (random NL34 weights if none is given: fine for speed, meaningless for
 IoU), quantizes it twice from the same calibration images (16 synthetic training scenes of
 256², seed 0): onnxruntime's QDQ (``nltool export --int8``) and an OpenVINO IR by NNCF's
-post-training quantization (default settings; nltool ships no OpenVINO INT8 model, this measures
-why). Then, in
+post-training quantization (default settings, which give wrong masks on a trained NL34; the
+shipped OpenVINO INT8 is `nltool export --int8 --int8-engine openvino`, with accuracy control). Then, in
 one process with ``--threads`` threads each, times every engine on every size × batch (median
 of ``--repeats`` calls after a warm-up) and prints the ratio to onnxruntime FP32, and the mask
 IoU of each engine against onnxruntime FP32 on 4 synthetic scenes of 512² (seed 1). ``--qdq``
@@ -39,7 +39,7 @@ from nltool.optional import require
 
 def nncf_int8(fp32: Path, out: Path, calib: Path) -> Path:
     """NNCF's post-training INT8 of ``fp32`` on the calibration images, as an IR with float32 weights."""
-    nncf = require("nncf", "OpenVINO's INT8 in this benchmark")
+    nncf = require("nncf", "OpenVINO's INT8 in this benchmark")  # the [openvino-int8] extra
     ov = import_openvino()
     batches = calibration_batches(calib, 256)
     quantized = nncf.quantize(ov.Core().read_model(str(fp32)), nncf.Dataset(batches), subset_size=len(batches))

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 
@@ -44,6 +45,12 @@ from nltool.inference.backends.torch_backend import TorchBackend
 from nltool.inference.config import Precision
 from nltool.models import NLLinkNet, Pairwise, load_checkpoint
 
+Int8Engine = Literal["onnxruntime", "openvino"]
+INT8_ENGINES: tuple[str, ...] = get_args(Int8Engine)
+INT8_FILES: dict[str, list[str]] = {"onnxruntime": ["model.int8.onnx"],
+                                    "openvino": ["model.int8.xml", "model.int8.bin"]}
+"""The INT8 artifact of each engine (an OpenVINO IR is two files)."""
+
 
 @dataclass(frozen=True)
 class ExportRequest:
@@ -62,6 +69,8 @@ class ExportRequest:
     """Conv groups INT8 leaves float, or ``auto``: the fewest that keep INT8's mask tolerance."""
     int8_tolerance: float = TOLERANCES["int8"].min_mask_iou
     """The mask IoU vs FP32 that ``auto`` must reach (the INT8 parity gate's)."""
+    int8_engine: Int8Engine = "onnxruntime"
+    """What runs the INT8 model: onnxruntime (a QDQ ONNX) or openvino (an NNCF IR, accuracy-controlled)."""
     opset: int = DEFAULT_OPSET
     profile: EngineProfile = field(default_factory=EngineProfile)
     workspace_gib: float = 4.0
@@ -76,7 +85,7 @@ class ExportRequest:
         if self.onnx:
             names.append("model.onnx")
         if self.int8:
-            names.append("model.int8.onnx")
+            names += INT8_FILES[self.int8_engine]
         if self.trt:
             for precision in self.engine_precisions():
                 names += [f"model.{precision}.plan", f"model.{precision}.json"]
@@ -114,6 +123,18 @@ def check_request(request: ExportRequest) -> None:
         raise ExportError("--int8-keep-float applies to INT8: add --int8 --calib DIR")
     if request.int8_keep_float != AUTO:
         check_keep_float(request.int8_keep_float)
+    if request.int8_engine not in INT8_ENGINES:
+        raise ExportError(f"--int8-engine must be one of {', '.join(INT8_ENGINES)}, got {request.int8_engine!r}")
+    if request.int8 and request.int8_engine == "openvino":
+        if request.trt:
+            raise ExportError("TensorRT's INT8 engine is built from onnxruntime's QDQ model: use --int8-engine "
+                              "onnxruntime with --trt, or export the OpenVINO INT8 model separately")
+        if request.int8_keep_float not in (AUTO, ()):
+            raise ExportError("--int8-keep-float applies to --int8-engine onnxruntime; OpenVINO's accuracy control "
+                              "chooses what stays float itself")
+        from nltool.export.openvino_int8 import import_nncf
+
+        import_nncf()
     if request.trt:
         require_cuda()
         import_tensorrt()
@@ -162,7 +183,9 @@ def _build(request: ExportRequest, model: NLLinkNet, reference: TorchBackend, se
     reports.append(measure_parity(reference, OnnxRuntimeBackend(onnx_path, device="cpu"),
                                   str(request.out / "model.onnx"), "fp32"))
     int8 = None
-    if request.int8:
+    if request.int8 and request.int8_engine == "openvino":
+        reports.append(_build_openvino_int8(request, onnx_path, metadata, reference, staging, log))
+    elif request.int8:
         from nltool.export.int8_auto import build_int8
 
         keep = request.int8_keep_float
@@ -180,6 +203,23 @@ def _build(request: ExportRequest, model: NLLinkNet, reference: TorchBackend, se
     if not request.onnx:
         onnx_path.unlink()
     return reports
+
+
+def _build_openvino_int8(request: ExportRequest, onnx_path: Path, metadata: dict[str, str], reference: TorchBackend,
+                         staging: Path, log: Callable[[str], None]) -> ParityReport:
+    """The accuracy-controlled OpenVINO INT8 IR and its parity against the checkpoint."""
+    from nltool.export.openvino_int8 import build_openvino_int8
+    from nltool.inference.backends.openvino_backend import OpenVinoBackend
+
+    assert request.calib is not None  # check_request refuses --int8 without --calib
+    log(f"quantizing to OpenVINO INT8 (NNCF accuracy control) with calibration images from {request.calib}")
+    xml = staging / "model.int8.xml"
+    choice = build_openvino_int8(onnx_path, xml, request.calib, staging / "int8-work", tolerance=request.int8_tolerance,
+                                 metadata=metadata, log=log)
+    report = measure_parity(reference, OpenVinoBackend(xml, precision="int8"), str(request.out / xml.name), "int8",
+                            int8_cases())
+    report.quantization = choice.to_dict()
+    return report
 
 
 def engine_cases(profile: EngineProfile, precision: str) -> list[ParityCase]:

@@ -16,6 +16,7 @@ from nltool.errors import NltoolError
 EXTRAS: dict[str, str] = {
     "onnxruntime": "cpu",
     "openvino": "openvino",
+    "nncf": "openvino-int8",
     "tensorrt": "trt",
     "onnxconverter_common": "trt",
     "rasterio": "geo",

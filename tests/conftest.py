@@ -56,3 +56,27 @@ def sharp_linknet() -> NLLinkNet:
 def rgb_batch() -> torch.Tensor:
     """A reproducible 1×3×64×96 RGB batch in 0-255."""
     return torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(1)) * 255
+
+
+def unsure_linknet(*outliers: str) -> NLLinkNet:
+    """A random LinkNet whose masks split the INT8 parity scenes half and half (every pixel near the
+    threshold), optionally with one activation channel 1000× the others at the input of
+    ``decoder`` (the decoder's ``block1.conv3``) or ``encoder`` (``layer1.0.conv2``). Same FP32
+    output, but that Conv's per-tensor INT8 input scale then wipes out every other channel."""
+    from nltool.export.parity import int8_cases
+    from nltool.models.probability import ProbabilityModel
+
+    torch.manual_seed(0)
+    model = build_model("linknet").eval()
+    pairs = {"decoder": [(model.decoder.block1.norm2, model.decoder.block1.conv3)],
+             "encoder": [(model.encoder.layer1[0].bn1, model.encoder.layer1[0].conv2)]}
+    with torch.no_grad():
+        for norm, conv in (pair for name in outliers for pair in pairs[name]):
+            norm.weight[0] *= 1000
+            norm.bias[0] *= 1000
+            conv.weight[:, 0] /= 1000
+        head = model.decoder.head.conv3
+        head.bias.zero_()
+        logits = torch.logit(ProbabilityModel(model)(int8_cases()[0].batch))
+        head.bias.fill_(-float(logits.median()))
+    return model

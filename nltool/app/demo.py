@@ -32,9 +32,6 @@ from nltool.optional import EXTRAS, available
 MARKER = ".nltool-demo"
 """A file naming a folder as the demo's own, so ``--force`` never empties anything else."""
 MODEL_NAME = "nllinknet"
-INT8_KEEP_FLOAT = ("stem", "decoder")
-"""The demo's briefly trained model needs these Convs in float to keep INT8 masks within 0.98 IoU
-of the checkpoint (docs/performance.md)."""
 
 
 class DemoError(NltoolError):
@@ -229,13 +226,16 @@ def _evaluate(stages: _Stages, report: DemoReport, checkpoint: Path, val_dir: Pa
 
 def _export(stages: _Stages, report: DemoReport, out: Path, checkpoint: Path, train_dir: Path, echo: Echo) -> Path:
     from nltool.export.artifacts import ExportRequest, export_artifacts
+    from nltool.export.int8_auto import AUTO
 
     with stages.stage("export ONNX + INT8, check parity") as result:
         done = export_artifacts(ExportRequest(checkpoint=checkpoint, out=out / "artifacts", int8=True,
-                                              calib=train_dir, int8_keep_float=INT8_KEEP_FLOAT), log=echo)
+                                              calib=train_dir, int8_keep_float=AUTO), log=echo)
         report.numbers["export"] = {r.precision: {"artifact": r.artifact, "max_abs": r.max_abs,
                                                   "min_mask_iou": r.min_mask_iou, "passed": r.passed,
-                                                  "tolerance": asdict(r.tolerance)} for r in done.reports}
+                                                  "tolerance": asdict(r.tolerance),
+                                                  **({"keep_float": r.quantization["keep_float"]}
+                                                     if r.quantization else {})} for r in done.reports}
         for r in done.reports:
             verdict = "pass" if r.passed else f"FAIL ({r.failure()})"
             result.append(f"{r.precision.upper()} max abs Δprob {r.max_abs:.1e}, "
@@ -313,10 +313,11 @@ def _markdown(report: DemoReport) -> str:
              "product working end to end, not the paper's DeepGlobe accuracy.", "",
              "| stage | result | seconds |", "|---|---|---|"]
     lines += [f"| {s.stage} | {s.result} | {s.seconds:.1f} |" for s in report.stages]
+    kept = numbers["export"].get("int8", {}).get("keep_float", [])
     lines += ["", "The served model is the FP32 ONNX. INT8 parity is judged by mask IoU against the checkpoint "
-              f"on synthetic 512² scenes (goal 0.98). The INT8 model keeps the {' and '.join(INT8_KEEP_FLOAT)} "
-              "convolutions in float (`--int8-keep-float`): a briefly trained model leaves more pixels near "
-              "the 0.5 threshold, where INT8 rounding flips them (docs/performance.md)."]
+              "on synthetic 512² scenes (goal 0.98). `--int8-keep-float auto` chose which convolutions stay float "
+              f"({', '.join(kept) or 'none'}): a briefly trained model leaves more pixels near the 0.5 threshold, "
+              "where INT8 rounding flips them (docs/performance.md)."]
     lines += ["", "## Held-out scenes", "", "| scene | IoU (checkpoint, "
               f"{numbers['evaluate']['tta']} TTA) |", "|---|---|"]
     lines += [f"| {scene} | {iou:.3f} |" for scene, iou in numbers["evaluate"]["per_image"].items()]

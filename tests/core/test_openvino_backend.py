@@ -102,6 +102,10 @@ def test_precisions_are_pinned() -> None:
                                          "INFERENCE_NUM_THREADS": 2}
     with pytest.raises(BackendError, match="precision 'fp16' is not one of fp32, bf16, int8"):
         compile_config("fp16", None)
+    # An INT8 IR's float operations: bf16 where the CPU has it natively, else f32; fp32 stays f32.
+    assert compile_config("int8", None, native_bf16=True)["INFERENCE_PRECISION_HINT"] == "bf16"
+    assert compile_config("int8", None, native_bf16=False)["INFERENCE_PRECISION_HINT"] == "f32"
+    assert compile_config("fp32", None, native_bf16=True)["INFERENCE_PRECISION_HINT"] == "f32"
 
 
 def test_precision_the_cpu_or_artifact_cannot_give_is_refused() -> None:

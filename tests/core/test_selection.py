@@ -113,12 +113,23 @@ def test_onnx_metadata_is_read_without_onnx(tmp_path: Path) -> None:
 
 def test_artifact_names_and_missing_files(tmp_path: Path) -> None:
     for name, kind, precision in (("model.int8.plan", "engine", "int8"), ("model.fp32.plan", "engine", "fp32"),
-                                  ("model.openvino-int8.xml", "openvino", "int8"), ("m.th", "checkpoint", "fp32")):
+                                  ("model.openvino-int8.xml", "openvino", "int8"),
+                                  ("model.int8.xml", "openvino", "int8"), ("m.th", "checkpoint", "fp32")):
         (tmp_path / name).write_bytes(b"x")
         assert (describe_artifact(tmp_path / name).kind, describe_artifact(tmp_path / name).precision) == (
             kind, precision)
     with pytest.raises(BackendError, match="model artifact not found"):
         describe_artifact(tmp_path / "missing.onnx")
+
+
+def test_auto_runs_the_openvino_int8_ir_with_openvino_at_int8(tmp_path: Path) -> None:
+    """What ``nltool export --int8 --int8-engine openvino`` writes is picked by ``--backend auto``."""
+    (tmp_path / "model.int8.xml").write_bytes(b"x")
+    ir = describe_artifact(tmp_path / "model.int8.xml")
+    choice = choose_backend(ir, device="cpu", installed=EVERYTHING, bf16_cpu=False)
+    assert (choice.backend, choice.precision) == ("openvino", "int8")
+    with pytest.raises(BackendError, match="no backend that runs model.int8.xml at int8 on cpu is installed"):
+        choose_backend(ir, device="cpu", installed=frozenset({"onnxruntime", "torch"}), bf16_cpu=False)
 
 
 def test_compile_needs_a_checkpoint() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import onnx
 import pytest
-import torch
+from conftest import unsure_linknet
 from PIL import Image
 
-from nltool.models import build_model, save_checkpoint
+from nltool.models import save_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not installed")
 from nltool.export.int8_auto import (
@@ -23,9 +23,7 @@ from nltool.export.int8_auto import (
     split_calibration,
 )
 from nltool.export.onnx_export import ExportError, export_onnx
-from nltool.export.parity import int8_cases
 from nltool.export.quantize import float_conv_nodes, write_int8
-from nltool.models.probability import ProbabilityModel
 from nltool.synthetic import render_scene, scene_rng
 
 
@@ -69,27 +67,6 @@ def test_parse_keep_float() -> None:
         parse_keep_float("stem,head")
 
 
-def _unsure_linknet(outlier: str | None = None) -> torch.nn.Module:
-    """A random LinkNet whose masks split the parity scenes half and half (every pixel near the
-    threshold), optionally with one activation channel 1000× the others at the input of the
-    decoder's ``block1.conv3`` or the encoder's ``layer1.0.conv2``: same FP32 output, but that
-    Conv's per-tensor INT8 input scale then wipes out every other channel."""
-    torch.manual_seed(0)
-    model = build_model("linknet").eval()
-    with torch.no_grad():
-        if outlier is not None:
-            norm, conv = {"decoder": (model.decoder.block1.norm2, model.decoder.block1.conv3),
-                          "encoder": (model.encoder.layer1[0].bn1, model.encoder.layer1[0].conv2)}[outlier]
-            norm.weight[0] *= 1000
-            norm.bias[0] *= 1000
-            conv.weight[:, 0] /= 1000
-        head = model.decoder.head.conv3
-        head.bias.zero_()
-        logits = torch.logit(ProbabilityModel(model)(int8_cases()[0].batch))
-        head.bias.fill_(-float(logits.median()))
-    return model
-
-
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("calib")
@@ -100,7 +77,7 @@ def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_auto_keeps_the_decoder_float_when_its_input_cannot_be_quantized(calib: Path, tmp_path: Path) -> None:
-    fp32 = export_onnx(_unsure_linknet("decoder"), tmp_path / "m.onnx")
+    fp32 = export_onnx(unsure_linknet("decoder"), tmp_path / "m.onnx")
     choice, calibration = build_int8(fp32, tmp_path / "m.int8.onnx", calib, tmp_path / "work", calib_size=128)
     ious = {c.keep_float: c.iou for c in choice.candidates}
     assert choice.keep_float == ("decoder",), ious
@@ -124,7 +101,7 @@ def test_export_fails_and_writes_nothing_when_no_choice_holds(calib: Path, tmp_p
 
     from nltool.app.cli import app
 
-    ckpt = save_checkpoint(tmp_path / "m.pt", _unsure_linknet("encoder"))
+    ckpt = save_checkpoint(tmp_path / "m.pt", unsure_linknet("encoder"))
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["export", "--checkpoint", str(ckpt), "--out", str(out), "--int8",
                                       "--calib", str(calib)])
@@ -138,7 +115,7 @@ def test_export_fails_and_writes_nothing_when_no_choice_holds(calib: Path, tmp_p
 def test_auto_keeps_no_group_when_every_conv_int8_holds_and_records_it(calib: Path, tmp_path: Path) -> None:
     from nltool.export.artifacts import ExportRequest, export_artifacts
 
-    ckpt = save_checkpoint(tmp_path / "m.pt", _unsure_linknet())
+    ckpt = save_checkpoint(tmp_path / "m.pt", unsure_linknet())
     result = export_artifacts(ExportRequest(checkpoint=ckpt, out=tmp_path / "out", int8=True, calib=calib),
                               log=lambda _: None)
     assert result.passed

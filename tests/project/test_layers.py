@@ -94,7 +94,7 @@ def test_no_top_level_stage_imports_anywhere() -> None:
     """Source, tests and benchmarks name the stages under the one import root."""
     offenders = []
     for path in [*REPO.glob("*/**/*.py")]:
-        if ".git" in path.parts or "build" in path.parts:
+        if ".git" in path.parts or "build" in path.parts or ".venv" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)

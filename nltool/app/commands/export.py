@@ -27,6 +27,9 @@ def export(
                                                       "keep INT8 masks within 0.98 IoU of FP32, measured on held-out "
                                                       "calibration images), none, or a comma list of stem, nonlocal, "
                                                       "decoder (see docs/performance.md).")] = "auto",
+    int8_engine: Annotated[str, typer.Option(help="What runs the --int8 model: onnxruntime (model.int8.onnx, QDQ) "
+                                                  "or openvino (model.int8.xml: NNCF INT8 with accuracy control on "
+                                                  "mask IoU vs FP32; the [openvino-int8] extra).")] = "onnxruntime",
     opset: Annotated[int, typer.Option(help="ONNX opset (17-25).", min=17, max=25)] = 18,
     min_batch: Annotated[int, typer.Option(help="TensorRT profile: smallest batch.")] = 1,
     opt_batch: Annotated[int, typer.Option(help="TensorRT profile: batch the kernels are tuned for.")] = 1,
@@ -46,7 +49,7 @@ def export(
     request = ExportRequest(
         checkpoint=checkpoint, out=out, arch=arch.value if arch else None,
         pairwise=pairwise.value if pairwise else None, onnx=onnx, trt=trt, fp16=fp16, int8=int8, calib=calib,
-        int8_keep_float=parse_keep_float(int8_keep_float), opset=opset,
+        int8_keep_float=parse_keep_float(int8_keep_float), int8_engine=int8_engine, opset=opset,  # type: ignore[arg-type]
         profile=EngineProfile(min_batch, opt_batch, max_batch, min_side, opt_side, max_side),
         workspace_gib=workspace_gib, device=device, force=force)
     result = export_artifacts(request, log=lambda msg: typer.echo(f"[export] {msg}", err=True))

@@ -4,9 +4,9 @@ Precision is pinned, never left to OpenVINO's default: ``fp32`` sets ``INFERENCE
 to f32 (on CPUs with AMX OpenVINO would otherwise run bf16), ``bf16`` sets it to bf16 and is refused
 on CPUs whose ``OPTIMIZATION_CAPABILITIES`` do not list BF16 (AVX512-BF16 or AMX; elsewhere
 OpenVINO would emulate it, slower than f32). ``int8`` runs a quantized model (FakeQuantize nodes:
-an NNCF IR, or a QDQ ONNX as OpenVINO reads it); its float layers run in f32. nltool exports no
-OpenVINO INT8 model: on a trained NL34 every INT8 form measured failed the 0.98 mask-IoU parity
-under OpenVINO (docs/performance.md). The model is compiled once with its
+nltool's accuracy-controlled NNCF IR ``model.int8.xml``, or a QDQ ONNX as OpenVINO reads it); its
+float layers run in bf16 on CPUs with native bf16, else f32. Why OpenVINO's plain INT8 was wrong on
+a trained NL34: docs/performance.md. The model is compiled once with its
 dynamic input shape: every batch size and tile side runs on the same compiled model (measured in
 docs/performance.md: recompiling per shape does not run faster). GPUs and NPUs are out of scope.
 """
@@ -34,7 +34,8 @@ PRECISIONS: tuple[Precision, ...] = backend_precisions("openvino")
 READABLE_SUFFIXES = ONNX_SUFFIXES + OPENVINO_SUFFIXES
 """What :class:`OpenVinoBackend` reads: ONNX, and OpenVINO IR (the ``.xml``; its ``.bin`` lies beside it)."""
 INFERENCE_PRECISION: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
-"""``INFERENCE_PRECISION_HINT`` per precision: int8 artifacts keep their float layers in f32."""
+"""``INFERENCE_PRECISION_HINT`` per precision: int8 artifacts keep their float layers in f32, or in
+bf16 on CPUs with native bf16 (:func:`compile_config`)."""
 QUANTIZED_OPS = frozenset({"FakeQuantize"})
 """Op types that mark a quantized OpenVINO model (NNCF's IR, or a QDQ ONNX as OpenVINO reads it)."""
 
@@ -64,12 +65,15 @@ def openvino_device(device: str) -> str:
                        "or another backend (onnxruntime, tensorrt) for GPUs")
 
 
-def compile_config(precision: str, threads: int | None) -> dict[str, Any]:
+def compile_config(precision: str, threads: int | None, native_bf16: bool = False) -> dict[str, Any]:
     """The CPU plugin properties for ``precision`` and ``threads`` (names from OpenVINO's CPU
-    device documentation): the inference precision pinned, latency mode, and the thread count."""
+    device documentation): the inference precision pinned, latency mode, and the thread count. An
+    int8 model's float operations run in bf16 where the CPU has it natively (``native_bf16``): the
+    accuracy-controlled export measures its masks with the same setting."""
     if precision not in PRECISIONS:
         raise BackendError(f"OpenVINO precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision],
+    hint = "bf16" if precision == "int8" and native_bf16 else INFERENCE_PRECISION[precision]
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint,
                               "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
@@ -120,10 +124,10 @@ class OpenVinoBackend(Backend):
                                "beside it: copy both files")
         self.precision = precision
         self.threads = threads
-        config = compile_config(precision, threads)
         core = ov.Core()
         self.version = version = ov.__version__.split("-")[0]
         self.capabilities = cpu_capabilities(core)
+        config = compile_config(precision, threads, native_bf16=bf16_supported(self.capabilities))
         try:
             model = core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line messages
