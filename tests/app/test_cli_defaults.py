@@ -75,7 +75,7 @@ def owners() -> dict[tuple[str, str], Any]:
     table[("apls", "threshold")] = VectorizeSettings.threshold
     table[("evaluate", "apls_variant")] = AplsSettings.variant
     table.update({("export", name): getattr(ExportRequest, name)
-                  for name in ("onnx", "int8_keep_float", "opset", "workspace_gib", "device")})
+                  for name in ("onnx", "int8_keep_float", "int8_engine", "opset", "workspace_gib", "device")})
     table.update({("export", name): getattr(EngineProfile, name)
                   for name in ("min_batch", "opt_batch", "max_batch", "min_side", "opt_side", "max_side")})
     serving = ServingSettings()
