@@ -52,22 +52,28 @@ NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 
 @dataclass(frozen=True)
 class QuantizerOptions:
-    """What ``quantize_static`` is told for one flavour: onnxruntime ``QuantType`` names and ``extra_options``."""
+    """What ``quantize_static`` is told for one flavour: onnxruntime ``QuantType`` names, ``reduce_range``
+    (7-bit weights) and ``extra_options``."""
 
     activation_type: str
     weight_type: str
+    reduce_range: bool
     extra_options: dict[str, Any]
 
 
 def quantizer_options(target: Target) -> QuantizerOptions:
     """The flavour's options. ``tensorrt`` follows TensorRT's explicit-quantization rules (symmetric
     int8, float biases, weights as Q/DQ pairs) and, like NVIDIA Model-Optimizer's onnxruntime
-    settings, leaves the outputs of the quantized ops unquantized."""
+    settings, leaves the outputs of the quantized ops unquantized. ``cpu`` quantizes weights to 7 bits
+    (onnxruntime's ``reduce_range``, "for better accuracy on non-VNNI CPUs"): without VNNI, x86 sums
+    u8×s8 products in pairs in saturating int16, and 8-bit weights overflow there. A QDQ file is
+    written once and run on any CPU, so it is always made safe for the AVX2-only ones: measured on an
+    AVX2 Zen 2 here, every-Conv INT8 of the test LinkNet went from mask IoU 0.968 to 0.989."""
     if target == "tensorrt":
-        return QuantizerOptions("QInt8", "QInt8", {
+        return QuantizerOptions("QInt8", "QInt8", False, {
             "ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False, "AddQDQPairToWeight": True,
             "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OPS)})
-    return QuantizerOptions("QUInt8", "QInt8", {
+    return QuantizerOptions("QUInt8", "QInt8", True, {
         "ActivationSymmetric": False, "WeightSymmetric": True, "QuantizeBias": True, "AddQDQPairToWeight": False})
 
 
@@ -187,7 +193,7 @@ def write_int8(calibration: Calibration, out: Path, *, target: Target = "cpu", k
         quantize_static(
             str(calibration.prepared), str(dest), _Reader(), quant_format=QuantFormat.QDQ,
             op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=excluded, per_channel=True,
-            activation_type=QuantType[settings.activation_type], weight_type=QuantType[settings.weight_type],
+            reduce_range=settings.reduce_range, activation_type=QuantType[settings.activation_type], weight_type=QuantType[settings.weight_type],
             calibrate_method=CalibrationMethod.MinMax, extra_options=dict(settings.extra_options), **cache,
         )
         quantized = onnx.load(dest)

@@ -312,3 +312,27 @@ def test_gpu_check_says_there_is_no_gpu_and_exits_0() -> None:
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "no CUDA GPU is visible" in done.stdout and "nothing to check" in done.stdout
+
+
+def test_cpu_int8_weights_are_7_bit(tmp_path: Path) -> None:
+    """The CPU QDQ file runs on CPUs without VNNI too, whose int16 pair sums saturate with 8-bit weights
+    (onnxruntime's reduce_range); TensorRT's INT8 has no such limit and keeps the full range."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime (the [cpu] extra) is not installed")
+    from onnx import numpy_helper
+    from PIL import Image
+
+    from nltool.export.onnx_export import export_onnx
+    from nltool.export.quantize import quantize_int8, quantizer_options
+    from nltool.synthetic import render_scene, scene_rng
+
+    assert quantizer_options("cpu").reduce_range and not quantizer_options("tensorrt").reduce_range
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    Image.fromarray(render_scene(64, scene_rng(7, 0))[0]).save(calib / "c0_sat.jpg")
+    torch.manual_seed(0)
+    fp32 = export_onnx(build_model("linknet").eval(), tmp_path / "m.onnx")
+    graph = onnx.load(quantize_int8(fp32, tmp_path / "m.int8.onnx", calib, calib_size=64)).graph
+    weights = [numpy_helper.to_array(t).astype(np.int32) for t in graph.initializer
+               if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
+    assert len(weights) > 20, "the Conv weights are stored as int8"
+    assert max(int(np.abs(w).max()) for w in weights) == 64  # symmetric 7-bit: [-64, 63]; 8-bit reaches 127
