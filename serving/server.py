@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType, TracebackType
+from typing import TypeVar
 
 import numpy as np
 
@@ -76,7 +77,36 @@ def free_ports(workers: int = 1) -> Ports:
     return Ports(inference, management, metrics, grpc_inference, grpc_management, free_worker_port(workers))
 
 
-class LocalTorchServe:
+_S = TypeVar("_S", bound="_Started")
+
+
+class _Started:
+    """A local server as a context manager: started and ready on entry (stopped if that fails), stopped on exit."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def wait_ready(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class LocalTorchServe(_Started):
     """``torchserve --start`` for the models of a store written by ``nltool package``."""
 
     def __init__(self, store: Path, models: list[str], folder: Path, ports: Ports) -> None:
@@ -152,21 +182,8 @@ class LocalTorchServe:
                            stderr=subprocess.DEVNULL, timeout=START_TIMEOUT_S)
             self.started = False
 
-    def __enter__(self) -> LocalTorchServe:
-        try:
-            self.start()
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-
-class LocalOipServer:
+class LocalOipServer(_Started):
     """``nltool serve`` in a child process on 127.0.0.1 (free ports unless given): started and
     waited for by ``with``, stopped (SIGTERM, then kill) on exit. Its output goes to ``log``."""
 
@@ -214,16 +231,3 @@ class LocalOipServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-
-    def __enter__(self) -> LocalOipServer:
-        try:
-            self.start()
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
