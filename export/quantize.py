@@ -193,7 +193,8 @@ def write_int8(calibration: Calibration, out: Path, *, target: Target = "cpu", k
         quantize_static(
             str(calibration.prepared), str(dest), _Reader(), quant_format=QuantFormat.QDQ,
             op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=excluded, per_channel=True,
-            reduce_range=settings.reduce_range, activation_type=QuantType[settings.activation_type], weight_type=QuantType[settings.weight_type],
+            reduce_range=settings.reduce_range, activation_type=QuantType[settings.activation_type],
+            weight_type=QuantType[settings.weight_type],
             calibrate_method=CalibrationMethod.MinMax, extra_options=dict(settings.extra_options), **cache,
         )
         quantized = onnx.load(dest)
