@@ -34,8 +34,9 @@ from nltool.metrics import road_iou
 from nltool.optional import require
 
 MAX_ITERATIONS = 12
-"""NNCF's accuracy restorer returns at most this many operations to float, one per iteration
-(each iteration re-validates the model); measured on the trained NL34s of docs/performance.md."""
+"""NNCF's accuracy restorer runs at most this many iterations, each returning one group of quantizers
+(one or more operations: 12 steps returned 16 operations on the gate test's model) to float and
+re-validating the model; measured on the trained NL34s of docs/performance.md."""
 NNCF_LOGGER = "nncf"
 RT_INFO = "nltool"
 """The IR's ``rt_info`` section holding the FP32 model's metadata and the quantization record."""
@@ -142,7 +143,7 @@ def build_openvino_int8(fp32_onnx: Path, out: Path, calib_dir: Path, work: Path,
     if choice.iou < tolerance:
         raise ExportError(
             f"OpenVINO INT8 cannot keep masks within mask IoU {tolerance} of FP32 for this model: NNCF's accuracy "
-            f"control returned {len(float_ops)} operation(s) to float (at most {MAX_ITERATIONS}) and reached "
+            f"control returned {len(float_ops)} operation(s) to float (in at most {MAX_ITERATIONS} steps) and reached "
             f"{choice.held_out_iou:.4f} on {len(held)} held-out calibration image(s), {choice.scenes_iou:.4f} on the "
             "parity scenes. Calibrate on more images like those you serve, use --int8-engine onnxruntime, or "
             "export without --int8. No INT8 model was written.")

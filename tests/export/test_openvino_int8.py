@@ -67,3 +67,27 @@ def test_openvino_int8_passes_its_gate_records_it_and_auto_runs_it(calib: Path, 
     scene = np.ascontiguousarray(render_scene(128, scene_rng(9, 0))[0].transpose(2, 0, 1)[None], dtype=np.float32)
     agree = np.mean((loaded.run(scene) > 0.5) == (fp32.run(scene) > 0.5))
     assert agree > 0.95
+
+
+@pytest.mark.slow
+def test_a_gate_accuracy_control_cannot_reach_fails_says_what_it_measured_and_writes_nothing(tmp_path: Path) -> None:
+    """Activation outliers at the input of an encoder and a decoder Conv on a model whose every pixel is
+    near the threshold: NNCF returns its most harmful operations to float, cannot reach IoU 0.999, and
+    the export stops with the numbers instead of writing an IR."""
+    from conftest import unsure_linknet
+
+    from nltool.export.onnx_export import export_onnx
+    from nltool.export.openvino_int8 import build_openvino_int8
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(8):
+        Image.fromarray(render_scene(64, scene_rng(7, i))[0]).save(calib / f"c{i}_sat.png")
+    fp32 = export_onnx(unsure_linknet("encoder", "decoder"), tmp_path / "m.onnx")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ExportError, match=r"cannot keep masks within mask IoU 0.999 of FP32.*reached 0\.\d+ on 2 "
+                                          r"held-out calibration image\(s\).*No INT8 model was written"):
+        build_openvino_int8(fp32, out / "model.int8.xml", calib, tmp_path / "work", tolerance=0.999, calib_size=64,
+                            log=lambda _: None)
+    assert list(out.iterdir()) == []
