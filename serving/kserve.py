@@ -116,12 +116,25 @@ def kserve_config_properties(name: str, settings: ServingSettings, workers: int,
     return "".join(f"{key}={value}\n" for key, value in properties.items())
 
 
-def inference_service(name: str, deployment: Deployment, settings: ServingSettings, workers: int) -> dict[str, object]:
-    """The ``InferenceService`` manifest (KServe v1beta1, protocol v1, the TorchServe runtime)."""
+def check_service_name(name: str) -> None:
+    """Refuse a ``--name`` that cannot name an InferenceService (a DNS label KServe can prefix)."""
+    if not _DNS_LABEL.match(name):
+        raise PackageError(f"--name {name!r} cannot name an InferenceService: use lowercase letters, digits and "
+                           "'-', starting with a letter, at most 45 characters")
+
+
+def resources(deployment: Deployment) -> dict[str, dict[str, str]]:
+    """The predictor's requests and limits (a GPU limit when ``deployment.gpus``)."""
     limits: dict[str, str] = {"cpu": deployment.cpu, "memory": deployment.memory}
     if deployment.gpus:
         limits["nvidia.com/gpu"] = str(deployment.gpus)
-    timeout = response_timeout(settings)
+    return {"requests": {"cpu": deployment.cpu, "memory": deployment.memory}, "limits": limits}
+
+
+def service_manifest(name: str, deployment: Deployment, settings: ServingSettings, *, scale_target: int,
+                     model: dict[str, object]) -> dict[str, object]:
+    """An ``InferenceService`` (KServe v1beta1) around ``model``: replicas, concurrency scaling to
+    ``scale_target`` requests a replica, the response timeout, Prometheus scraping."""
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -130,20 +143,26 @@ def inference_service(name: str, deployment: Deployment, settings: ServingSettin
             "minReplicas": deployment.min_replicas,
             "maxReplicas": deployment.max_replicas,
             "scaleMetric": "concurrency",
-            "scaleTarget": workers,  # one request per TorchServe worker at a time
-            "timeout": timeout,
-            "model": {
-                "modelFormat": {"name": "pytorch"},
-                "protocolVersion": "v1",
-                "storageUri": deployment.storage_uri,
-                "resources": {"requests": {"cpu": deployment.cpu, "memory": deployment.memory}, "limits": limits},
-                "readinessProbe": {
-                    "httpGet": {"path": f"/v1/models/{name}", "port": SERVER_PORT},
-                    "initialDelaySeconds": 10, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 30,
-                },
-            },
+            "scaleTarget": scale_target,
+            "timeout": response_timeout(settings),
+            "model": model,
         }},
     }
+
+
+def inference_service(name: str, deployment: Deployment, settings: ServingSettings, workers: int) -> dict[str, object]:
+    """The ``InferenceService`` manifest (KServe v1beta1, protocol v1, the TorchServe runtime); one request
+    per TorchServe worker at a time."""
+    return service_manifest(name, deployment, settings, scale_target=workers, model={
+        "modelFormat": {"name": "pytorch"},
+        "protocolVersion": "v1",
+        "storageUri": deployment.storage_uri,
+        "resources": resources(deployment),
+        "readinessProbe": {
+            "httpGet": {"path": f"/v1/models/{name}", "port": SERVER_PORT},
+            "initialDelaySeconds": 10, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 30,
+        },
+    })
 
 
 def package_for_kserve(artifact: Path, out: Path, deployment: Deployment, *, name: str = "nllinknet",
@@ -152,9 +171,7 @@ def package_for_kserve(artifact: Path, out: Path, deployment: Deployment, *, nam
     """Write ``out/config/config.properties``, ``out/model-store/<name>.mar`` and
     ``out/inferenceservice.yaml``. Upload ``config/`` and ``model-store/`` to the storage URI."""
     settings = settings or ServingSettings()
-    if not _DNS_LABEL.match(name):
-        raise PackageError(f"--name {name!r} cannot name an InferenceService: use lowercase letters, digits and "
-                           "'-', starting with a letter, at most 45 characters")
+    check_service_name(name)
     check_artifact(artifact, settings)
     package = KServePackage(root=out, config=out / "config" / "config.properties",
                             mar=out / "model-store" / f"{name}.mar", manifest=out / "inferenceservice.yaml")

@@ -26,8 +26,8 @@ import yaml
 from nltool import __version__
 from nltool.fileio import atomic_path
 from nltool.inference.selection import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES
-from nltool.serving.kserve import _DNS_LABEL, MODEL_ROOT, Deployment
-from nltool.serving.package import PackageError, check_artifact, response_timeout
+from nltool.serving.kserve import MODEL_ROOT, Deployment, check_service_name, resources, service_manifest
+from nltool.serving.package import PackageError, check_artifact
 from nltool.serving.settings import ServingSettings
 
 HTTP_PORT = 8080
@@ -91,9 +91,6 @@ def dockerfile(artifact: Path, name: str, settings: ServingSettings, gpus: int) 
 def manifests(artifact: Path, name: str, deployment: Deployment, settings: ServingSettings,
               image: str) -> list[dict[str, object]]:
     """A ServingRuntime that runs the image, and the InferenceService that uses it with protocol v2."""
-    limits: dict[str, str] = {"cpu": deployment.cpu, "memory": deployment.memory}
-    if deployment.gpus:
-        limits["nvidia.com/gpu"] = str(deployment.gpus)
     model_dir = MODEL_ROOT if deployment.storage_uri else IMAGE_MODELS
     probe: dict[str, Any] = {"httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT}, "initialDelaySeconds": 5,
              "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 30}
@@ -120,24 +117,12 @@ def manifests(artifact: Path, name: str, deployment: Deployment, settings: Servi
         "modelFormat": {"name": "nltool", "version": "1"},
         "runtime": f"{name}-nltool",
         "protocolVersion": "v2",
-        "resources": {"requests": {"cpu": deployment.cpu, "memory": deployment.memory}, "limits": limits},
+        "resources": resources(deployment),
     }
     if deployment.storage_uri:
         model["storageUri"] = deployment.storage_uri
-    service: dict[str, object] = {
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {"name": name, "annotations": {"serving.kserve.io/enable-prometheus-scraping": "true"}},
-        "spec": {"predictor": {
-            "minReplicas": deployment.min_replicas,
-            "maxReplicas": deployment.max_replicas,
-            "scaleMetric": "concurrency",
-            "scaleTarget": 1,
-            "timeout": response_timeout(settings),
-            "model": model,
-        }},
-    }
-    return [runtime, service]
+    # Each replica runs one request at a time through its model instance(s).
+    return [runtime, service_manifest(name, deployment, settings, scale_target=1, model=model)]
 
 
 def package_for_kserve_oip(artifact: Path, out: Path, deployment: Deployment, *, name: str = "nllinknet",
@@ -145,9 +130,7 @@ def package_for_kserve_oip(artifact: Path, out: Path, deployment: Deployment, *,
                            force: bool = False) -> OipPackage:
     """Write ``out/Dockerfile``, ``out/<artifact>`` and ``out/inferenceservice.yaml`` (nothing on failure)."""
     settings = settings or ServingSettings()
-    if not _DNS_LABEL.match(name):
-        raise PackageError(f"--name {name!r} cannot name an InferenceService: use lowercase letters, digits and "
-                           "'-', starting with a letter, at most 45 characters")
+    check_service_name(name)
     check_artifact(artifact, settings)
     package = OipPackage(root=out, dockerfile=out / "Dockerfile", artifact=out / artifact.name,
                          manifest=out / "inferenceservice.yaml")
