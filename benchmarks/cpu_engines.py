@@ -1,6 +1,7 @@
 """Every CPU engine on the same weights, timed as a user runs it: whole process and in-process.
 
-    python -m benchmarks.cpu_engines --checkpoint CKPT --calib DIR --scenes DIR [--sizes 1024 2048] [--work DIR]
+    python -m benchmarks.cpu_engines --checkpoint CKPT --calib DIR --scenes DIR [--sizes 1024 2048]
+        [--d4-sizes 1024] [--work DIR]
 
 Exports the checkpoint once (FP32 ONNX, INT8 calibrated on ``--calib``, and OpenVINO's
 accuracy-controlled INT8 IR where nncf is installed; a row whose export fails its gate is skipped
@@ -8,7 +9,8 @@ with the export's message), builds one image per
 size as a mosaic of the held-out scenes in ``--scenes`` (the model's own kind of imagery, so the
 masks compared have roads in them), then runs ``nltool predict`` for each engine (torch eager and
 compiled, fp32 and bf16; onnxruntime FP32 and INT8; OpenVINO FP32, bf16 and INT8 where installed;
-``--engines`` picks some), with and without D4, in a fresh process each, and the authors' D4
+``--engines`` picks some), with and without D4 (D4 only at ``--d4-sizes`` when given: the goals need
+it at the smallest size only), in a fresh process each, and the authors' D4
 inference (``benchmarks.authors_d4``) at the
 smallest size. Compiled engines run once untimed first (the compile cache makes later processes
 fast). Whole process = wall clock of the command; in-process = the seconds ``predict`` reports
@@ -163,6 +165,8 @@ def main() -> None:
     parser.add_argument("--scenes", type=Path, required=True, help="held-out scenes (*_sat images) to tile")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--tta", nargs="+", default=["none", "d4"])
+    parser.add_argument("--d4-sizes", type=int, nargs="+", default=None,
+                        help="run D4 only at these sizes (default: every size); the smallest size needs it")
     parser.add_argument("--work", type=Path, default=None, help="keep exports and outputs here (default: temporary)")
     parser.add_argument("--engines", nargs="+", default=None, help="only these engine labels (onnxruntime fp32, the "
                         "reference, is always run)")
@@ -179,17 +183,18 @@ def main() -> None:
     for skipped in (e for e in wanted if e not in engines):
         print(f"# skipped {skipped.label}: {usable(skipped) or 'its export failed (above)'}")
     runs: dict[tuple[str, int, str], Run] = {}
+    d4_sizes = set(args.sizes if args.d4_sizes is None else args.d4_sizes)
+    smallest = min(args.sizes)
+    if "d4" not in args.tta or smallest not in d4_sizes:
+        sys.exit(f"the authors' D4 comparison needs --tta d4 at the smallest size ({smallest})")
     for size in args.sizes:
-        for tta in args.tta:
+        for tta in (t for t in args.tta if t != "d4" or size in d4_sizes):
             for engine in engines:
                 run = predict(engine, files[engine.model], images[size], tta,
                               work / "out" / f"{engine.label.replace(' ', '-')}-{size}-{tta}")
                 runs[engine.label, size, tta] = run
                 print(f"# {engine.label} {size}² tta {tta}: whole {run.whole:.2f} s, in-process {run.inside:.2f} s",
                       flush=True)
-    smallest = min(args.sizes)
-    if "d4" not in args.tta:
-        sys.exit("the authors' D4 comparison needs --tta d4")
     authors_mask = work / "authors" / "mask.png"
     authors_mask.parent.mkdir(exist_ok=True)
     whole, text = timed([sys.executable, "-m", "benchmarks.authors_d4", str(args.checkpoint), str(images[smallest]),

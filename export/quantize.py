@@ -198,10 +198,11 @@ def write_int8(calibration: Calibration, out: Path, *, target: Target = "cpu", k
             calibrate_method=CalibrationMethod.MinMax, extra_options=dict(settings.extra_options), **cache,
         )
         quantized = onnx.load(dest)
-        for prop in fp32.metadata_props:
-            quantized.metadata_props.add(key=prop.key, value=prop.value)
         kept = f", kept float: {', '.join(keep_float)}" if keep_float else ", every Conv quantized"
-        quantized.metadata_props.add(key="quantization", value=f"int8 QDQ ({target}){kept}{note}")
+        props = {p.key: p.value for p in quantized.metadata_props}  # the quantizer copies some keys itself
+        props |= {p.key: p.value for p in fp32.metadata_props}
+        props["quantization"] = f"int8 QDQ ({target}){kept}{note}"
+        onnx.helper.set_model_props(quantized, props)  # one entry per key: onnx.checker rejects repeats
         onnx.save_model(quantized, dest)
     ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # fails loudly if unloadable
     return out

@@ -93,8 +93,11 @@ def test_int8_qdq_runs_and_agrees_with_fp32_masks(tmp_path: Path) -> None:
         model.decoder.head.conv3.weight.mul_(20)
     fp32 = export_onnx(model, tmp_path / "m.onnx")
     int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", calib, calib_size=256)
-    ops = {node.op_type for node in onnx.load(int8).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    proto = onnx.load(int8)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in proto.graph.node}
+    onnx.checker.check_model(proto)  # a valid ONNX file: each metadata key once (the quantizer copies some)
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props["arch"] == "linknet" and props["quantization"].startswith("int8 QDQ (cpu)")
     scenes = np.stack([render_scene(256, scene_rng(8, i))[0] for i in range(2)])
     case = ParityCase("scenes", torch.from_numpy(scenes).permute(0, 3, 1, 2).float())
     report = measure_parity(OnnxRuntimeBackend(fp32), OnnxRuntimeBackend(int8), str(int8), "int8", [case])
