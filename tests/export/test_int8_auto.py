@@ -115,7 +115,7 @@ def test_export_fails_and_writes_nothing_when_no_choice_holds(calib: Path, tmp_p
 def test_auto_keeps_no_group_when_every_conv_int8_holds_and_records_it(calib: Path, tmp_path: Path) -> None:
     from nltool.export.artifacts import ExportRequest, export_artifacts
 
-    ckpt = save_checkpoint(tmp_path / "m.pt", unsure_linknet())
+    ckpt = save_checkpoint(tmp_path / "m.pt", unsure_linknet(road_fraction=0.9))
     result = export_artifacts(ExportRequest(checkpoint=ckpt, out=tmp_path / "out", int8=True, calib=calib),
                               log=lambda _: None)
     assert result.passed
