@@ -17,6 +17,7 @@ import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("nltool.training", "nltool.export", "nltool.serving")
+PROJECT_FOLDERS = ("nltool", "training", "export", "serving", "tests", "benchmarks")
 
 
 def _setuptools_config() -> dict:
@@ -93,9 +94,8 @@ def test_imports_point_one_way() -> None:
 def test_no_top_level_stage_imports_anywhere() -> None:
     """Source, tests and benchmarks name the stages under the one import root."""
     offenders = []
-    for path in [*REPO.glob("*/**/*.py")]:
-        if ".git" in path.parts or "build" in path.parts or ".venv" in path.parts:
-            continue
+    # The project's own folders only: a user's virtual environment in the clone (any name) is not source.
+    for path in (f for folder in PROJECT_FOLDERS for f in (REPO / folder).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
