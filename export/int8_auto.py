@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import onnx
 
-from nltool.export.onnx_export import ExportError
+from nltool.export.onnx_export import Int8GateError
 from nltool.export.parity import TOLERANCES, int8_cases, stacked_mask
 from nltool.export.quantize import (
     Calibration,
@@ -168,7 +168,7 @@ def build_int8(fp32_onnx: Path, out: Path, calib_dir: Path, work: Path, *, keep_
     fewest that meet ``tolerance`` for ``auto``; returns the choice and the calibration, which the
     TensorRT flavour reuses. ``work`` is a folder the caller removes; the candidates measured stay
     there, and the chosen one is copied to ``out`` with its metadata completed, not quantized again.
-    Raises :class:`ExportError`, writing nothing to ``out``, when even every group in float misses
+    Raises :class:`Int8GateError`, writing nothing to ``out``, when even every group in float misses
     the tolerance."""
     batches = calibration_batches(calib_dir, calib_size, calib_limit)
     if keep_float != AUTO:
@@ -199,7 +199,7 @@ def build_int8(fp32_onnx: Path, out: Path, calib_dir: Path, work: Path, *, keep_
                         candidates=list(results.values()), search_seconds=time.perf_counter() - start)
     if chosen is None:
         tried = "; ".join(f"{'+'.join(r.keep_float) or 'none'} float: {r.iou:.4f}" for r in results.values())
-        raise ExportError(
+        raise Int8GateError(
             f"INT8 cannot keep masks within mask IoU {tolerance} of FP32 for this model, even with every "
             f"Conv group ({', '.join(groups)}) in float. Measured on {len(held_idx)} held-out calibration "
             f"image(s) and the parity scenes: {tried}. A model that is not yet sure of itself "

@@ -32,6 +32,11 @@ class ExportError(NltoolError):
     """An export that failed, with what failed and where."""
 
 
+class Int8GateError(ExportError):
+    """INT8 could not keep its masks within the gate's mask IoU of FP32; nothing was written. The FP32
+    export itself was fine, so a caller may go on without INT8 (the demo does)."""
+
+
 def onnx_metadata(model: NLLinkNet, source: str | None = None, source_sha256: str | None = None) -> dict[str, str]:
     """The metadata props every nltool ONNX artifact carries (DESIGN.md: arch, normalization, version)."""
     config = model.config

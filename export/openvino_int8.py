@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from nltool.export.int8_auto import split_calibration
-from nltool.export.onnx_export import ExportError
+from nltool.export.onnx_export import Int8GateError
 from nltool.export.parity import int8_cases, stacked_mask
 from nltool.export.quantize import calibration_batches
 from nltool.inference.backends.onnxruntime_backend import INPUT_NAME
@@ -98,7 +98,7 @@ def build_openvino_int8(fp32_onnx: Path, out: Path, calib_dir: Path, work: Path,
                         calib_size: int = 512, calib_limit: int = 16, metadata: dict[str, str] | None = None,
                         log: Callable[[str], None] = print) -> OpenVinoInt8Choice:
     """Quantize ``fp32_onnx`` with accuracy control and write the IR ``out`` (``.xml``; its ``.bin``
-    beside it) when its masks hold ``tolerance``; otherwise raise :class:`ExportError` and write
+    beside it) when its masks hold ``tolerance``; otherwise raise :class:`Int8GateError` and write
     nothing to ``out``. ``work`` is a folder the caller removes (the IR is measured there first)."""
     nncf = import_nncf()
     ov = import_openvino()
@@ -141,7 +141,7 @@ def build_openvino_int8(fp32_onnx: Path, out: Path, calib_dir: Path, work: Path,
     log(f"OpenVINO INT8: mask IoU {choice.iou:.4f} vs FP32 ({choice.quantized_ops} quantized ops, "
         f"{len(float_ops)} returned to float)")
     if choice.iou < tolerance:
-        raise ExportError(
+        raise Int8GateError(
             f"OpenVINO INT8 cannot keep masks within mask IoU {tolerance} of FP32 for this model: NNCF's accuracy "
             f"control returned {len(float_ops)} operation(s) to float (in at most {MAX_ITERATIONS} steps) and reached "
             f"{choice.held_out_iou:.4f} on {len(held)} held-out calibration image(s), {choice.scenes_iou:.4f} on the "

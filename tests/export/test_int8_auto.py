@@ -112,6 +112,25 @@ def test_export_fails_and_writes_nothing_when_no_choice_holds(calib: Path, tmp_p
 
 
 @pytest.mark.slow
+def test_the_demo_goes_on_in_fp32_when_int8_misses_its_gate(calib: Path, tmp_path: Path) -> None:
+    """A briefly trained model on a CPU without VNNI can miss the INT8 gate: the demo still serves FP32."""
+    from nltool.app.demo import DemoConfig, DemoReport, _export, _markdown, _Stages
+
+    ckpt = save_checkpoint(tmp_path / "m.pt", unsure_linknet("encoder"))
+    report = DemoReport(out=tmp_path, config=DemoConfig())
+    said: list[str] = []
+    onnx_path = _export(_Stages(report, said.append, 7), report, tmp_path, ckpt, calib, said.append)
+    assert onnx_path == tmp_path / "artifacts" / "model.onnx" and onnx_path.is_file()
+    assert not (tmp_path / "artifacts" / "model.int8.onnx").exists()
+    int8 = report.numbers["export"]["int8"]
+    assert int8["written"] is False and "INT8 cannot keep masks within mask IoU 0.98" in int8["gate"]
+    assert report.numbers["export"]["fp32"]["passed"] is True
+    assert "INT8 not written" in report.stages[0].result
+    report.numbers |= {"train": {"steps": 1}, "evaluate": {"tta": "d4", "per_image": {}}}
+    assert "found no choice that holds it, so no INT8 model was written" in _markdown(report)
+
+
+@pytest.mark.slow
 def test_auto_keeps_no_group_when_every_conv_int8_holds_and_records_it(calib: Path, tmp_path: Path) -> None:
     from nltool.export.artifacts import ExportRequest, export_artifacts
 
