@@ -33,7 +33,12 @@ from nltool.export.quantize import (
     prepare_calibration,
     write_int8,
 )
-from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAME, import_onnxruntime
+from nltool.inference.backends.onnxruntime_backend import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    import_onnxruntime,
+    session_options,
+)
 from nltool.metrics import road_iou
 
 AUTO: Final = "auto"
@@ -148,7 +153,7 @@ class _Judge:
         self._expected = self._masks(fp32_onnx)
 
     def _masks(self, model: Path) -> tuple[np.ndarray, np.ndarray]:
-        session = self._ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        session = self._ort.InferenceSession(str(model), session_options(self._ort), providers=["CPUExecutionProvider"])
 
         def run(batch: np.ndarray) -> np.ndarray:
             return stacked_mask(session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0])

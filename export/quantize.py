@@ -31,7 +31,7 @@ from nltool.errors import ImageError
 from nltool.export.onnx_export import ExportError
 from nltool.fileio import atomic_path
 from nltool.imagery import open_image
-from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, import_onnxruntime
+from nltool.inference.backends.onnxruntime_backend import INPUT_NAME, import_onnxruntime, session_options
 from nltool.inference.tiling import round_up
 
 Target = Literal["cpu", "tensorrt"]
@@ -205,7 +205,7 @@ def write_int8(calibration: Calibration, out: Path, *, target: Target = "cpu", k
         props["quantization"] = f"int8 QDQ ({target}){kept}{note}"
         onnx.helper.set_model_props(quantized, props)  # one entry per key: onnx.checker rejects repeats
         onnx.save_model(quantized, dest)
-    ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # fails loudly if unloadable
+    ort.InferenceSession(str(out), session_options(ort), providers=["CPUExecutionProvider"])  # fails if unloadable
     return out
 
 

@@ -99,3 +99,29 @@ def test_predict_with_an_onnx_model_never_imports_torch(artifacts: tuple[Path, P
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr
     assert (tmp_path / "out" / "a_mask.png").is_file()
+
+
+def _tiny_artifact(path: Path, factor: float) -> Path:
+    """An nltool-shaped ONNX model (``image`` in, ``prob`` out) that multiplies by ``factor`` twice."""
+    scale = onnx.numpy_helper.from_array(np.array(factor, np.float32), "factor")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Mul", ["image", "factor"], ["small"]),
+         onnx.helper.make_node("Mul", ["small", "factor"], ["prob"])], "tiny",
+        [onnx.helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [None, 3, None, None])],
+        [onnx.helper.make_tensor_value_info("prob", onnx.TensorProto.FLOAT, [None, 3, None, None])], [scale])
+    onnx.save_model(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), path)
+    return path
+
+
+def test_sessions_flush_denormals_to_zero_as_predict_runs_them(tmp_path: Path) -> None:
+    """1e-20 × 1e-20 = 1e-40 is denormal: nltool's backend gives 0 (the NL attention's denormal softmax
+    made Intel CPUs 2.5× slower), a plain onnxruntime session in a fresh process keeps 1e-40."""
+    model = _tiny_artifact(tmp_path / "tiny.onnx", 1e-20)
+    nltool_run = ("import numpy as np; from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend; "
+                  f"print(OnnxRuntimeBackend({str(model)!r}, device='cpu').run(np.ones((1, 3, 4, 4), np.float32)).max())")
+    plain_run = ("import numpy as np, onnxruntime as ort; "
+                 f"s = ort.InferenceSession({str(model)!r}, providers=['CPUExecutionProvider']); "
+                 "print(s.run(None, {'image': np.ones((1, 3, 4, 4), np.float32)})[0].max())")
+    outputs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                    timeout=120).stdout) for code in (nltool_run, plain_run)]
+    assert outputs == [0.0, pytest.approx(1e-40, rel=1e-3)]
