@@ -102,8 +102,11 @@ def image_cases(draw: st.DrawFn) -> ImageCase:
     short_side = draw(st.integers(min(32, short_max), short_max) | st.integers(1, short_max))
     width, height = (long_side, short_side) if draw(st.booleans()) else (short_side, long_side)
     damage = draw(st.sampled_from(["none", "none", "truncated", "flipped"]))
-    keep = draw(st.floats(0.0, 1.0, exclude_max=True)) if damage == "truncated" else 1.0
-    flip = draw(st.floats(0.0, 1.0, exclude_max=True)) if damage == "flipped" else None
+    # fractions of the file; no subnormals: the onnxruntime backend this module loads flushes them to
+    # zero on the loading thread (docs/inference.md), and hypothesis refuses to draw them then
+    fraction = st.floats(0.0, 1.0, exclude_max=True, allow_subnormal=False)
+    keep = draw(fraction) if damage == "truncated" else 1.0
+    flip = draw(fraction) if damage == "flipped" else None
     return ImageCase(layout, fmt, width, height, seed=draw(st.integers(0, 2**16)), keep=keep, flip=flip)
 
 

@@ -115,13 +115,21 @@ def _tiny_artifact(path: Path, factor: float) -> Path:
 
 def test_sessions_flush_denormals_to_zero_as_predict_runs_them(tmp_path: Path) -> None:
     """1e-20 × 1e-20 = 1e-40 is denormal: nltool's backend gives 0 (the NL attention's denormal softmax
-    made Intel CPUs 2.5× slower), a plain onnxruntime session in a fresh process keeps 1e-40."""
+    made Intel CPUs 2.5× slower), a plain onnxruntime session in a fresh process keeps 1e-40. The
+    flush reaches the loading thread's own float arithmetic too (onnxruntime sets its flags), as the
+    docs say."""
     model = _tiny_artifact(tmp_path / "tiny.onnx", 1e-20)
-    nltool_run = ("import numpy as np; from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend; "
-                  f"print(OnnxRuntimeBackend({str(model)!r}, device='cpu').run(np.ones((1, 3, 4, 4), np.float32)).max())")
-    plain_run = ("import numpy as np, onnxruntime as ort; "
-                 f"s = ort.InferenceSession({str(model)!r}, providers=['CPUExecutionProvider']); "
-                 "print(s.run(None, {'image': np.ones((1, 3, 4, 4), np.float32)})[0].max())")
-    outputs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                    timeout=120).stdout) for code in (nltool_run, plain_run)]
-    assert outputs == [0.0, pytest.approx(1e-40, rel=1e-3)]
+    ones = "np.ones((1, 3, 4, 4), np.float32)"
+    nltool_run = ("import numpy as np\n"
+                  "from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend\n"
+                  f"print(OnnxRuntimeBackend({str(model)!r}, device='cpu').run({ones}).max())\n"
+                  "print(np.float32(1e-20) * np.float32(1e-20))")
+    plain_run = ("import numpy as np, onnxruntime as ort\n"
+                 f"s = ort.InferenceSession({str(model)!r}, providers=['CPUExecutionProvider'])\n"
+                 f"print(s.run(None, {{'image': {ones}}})[0].max())\n"
+                 "print(np.float32(1e-20) * np.float32(1e-20))")
+    outputs = [[float(line) for line in subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                       check=True, timeout=120).stdout.split()]
+               for code in (nltool_run, plain_run)]
+    assert outputs[0] == [0.0, 0.0]
+    assert outputs[1] == [pytest.approx(1e-40, rel=1e-3)] * 2

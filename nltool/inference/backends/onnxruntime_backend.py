@@ -10,7 +10,7 @@ in every worker, whenever a tile shape falls outside the last engine's.
 
 Every session nltool opens flushes denormal floats to zero (:func:`session_options`): on real
 imagery the attention softmax of a non-local block is up to a fifth denormal, and on Intel CPUs the
-MatMul that reads it then ran 20× slower (the whole model 2.5×) with the same masks.
+MatMul that reads it then ran 22× slower (the whole model 2.5×) with the same masks.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def session_config() -> dict[str, str]:
     (probabilities under 1.2e-38); Intel CPUs take a microcode assist per denormal operand, so the
     MatMul after it ran 22× slower and the whole model 2.5× (masks bit-identical with and without).
     onnxruntime sets the calling thread's flags from the first session of a process only, so
-    nltool's every session sets this entry, not just the backend's."""
+    nltool's every session sets this entry, not just the backend's; that thread's own float
+    arithmetic then flushes denormals too (docs/inference.md)."""
     return {DENORMALS_AS_ZERO: "1"}
 
 
