@@ -44,8 +44,9 @@ DENORMALS_AS_ZERO = "session.set_denormal_as_zero"
 """onnxruntime's session config key for flush-to-zero and denormals-are-zero on the session's threads."""
 
 
-def session_config() -> dict[str, str]:
-    """The config entries of every onnxruntime session nltool opens: denormals flushed to zero.
+def session_options(ort: ModuleType, threads: int | None = None) -> Any:
+    """The ``ort.SessionOptions`` of every onnxruntime session nltool opens: denormals flushed to
+    zero, and ``threads`` intra-op threads when given.
 
     On a trained NL34 and real imagery, the first non-local block's softmax is up to 20% denormal
     (probabilities under 1.2e-38); Intel CPUs take a microcode assist per denormal operand, so the
@@ -53,14 +54,8 @@ def session_config() -> dict[str, str]:
     onnxruntime sets the calling thread's flags from the first session of a process only, so
     nltool's every session sets this entry, not just the backend's; that thread's own float
     arithmetic then flushes denormals too (docs/inference.md)."""
-    return {DENORMALS_AS_ZERO: "1"}
-
-
-def session_options(ort: ModuleType, threads: int | None = None) -> Any:
-    """An ``ort.SessionOptions`` with :func:`session_config`'s entries and ``threads`` intra-op threads."""
     options = ort.SessionOptions()
-    for key, value in session_config().items():
-        options.add_session_config_entry(key, value)
+    options.add_session_config_entry(DENORMALS_AS_ZERO, "1")
     if threads:
         options.intra_op_num_threads = threads
     return options
