@@ -33,12 +33,7 @@ from nltool.export.quantize import (
     prepare_calibration,
     write_int8,
 )
-from nltool.inference.backends.onnxruntime_backend import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    import_onnxruntime,
-    session_options,
-)
+from nltool.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from nltool.metrics import road_iou
 
 AUTO: Final = "auto"
@@ -148,15 +143,14 @@ class _Judge:
     """Runs candidates and compares their masks with the FP32 ONNX's on fixed inputs."""
 
     def __init__(self, fp32_onnx: Path, held_out: list[np.ndarray], scenes: np.ndarray) -> None:
-        self._ort = import_onnxruntime()
         self._held_out, self._scenes = held_out, scenes
         self._expected = self._masks(fp32_onnx)
 
     def _masks(self, model: Path) -> tuple[np.ndarray, np.ndarray]:
-        session = self._ort.InferenceSession(str(model), session_options(self._ort), providers=["CPUExecutionProvider"])
+        backend = OnnxRuntimeBackend(model, device="cpu")  # the session predict runs
 
         def run(batch: np.ndarray) -> np.ndarray:
-            return stacked_mask(session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0])
+            return stacked_mask(backend.run(batch))
 
         held = np.concatenate([run(batch) for batch in self._held_out])
         return held, np.concatenate([run(scene[None]) for scene in self._scenes])
